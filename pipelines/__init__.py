@@ -1,0 +1,1 @@
+"""Entry points of embedgen: option parsing and graph assembly."""

@@ -1,0 +1,168 @@
+"""The generation job: `embedgen generate` / `python -m pipelines.generate`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Optional, Sequence
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipelines import summary
+from pipelines.options import ConfigError, GenerationConfig, parse_args, to_config
+from transforms.brainstorm import BrainstormTasks
+from transforms.inference import CallModel
+from transforms.models import make_handler
+from transforms.prompts import RenderPrompts
+from transforms.records import example_row
+from transforms.sampling import SampleAttributes, generation_elements, symmetric_elements
+from transforms.sinks import WriteDeadLetters, WriteExamples, delete_outputs, existing_outputs
+
+__all__ = ["build_pipeline", "run", "main"]
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class _ToRow(beam.DoFn):
+    """(request, completion, outputs) -> output row, counted by category, language and tokens."""
+
+    def __init__(self, run_seed: int):
+        self._run_seed = run_seed
+
+    def setup(self):
+        self._counters = {}
+        self._prompt_tokens = Metrics.counter("embedgen", "tokens/prompt")
+        self._completion_tokens = Metrics.counter("embedgen", "tokens/completion")
+
+    def _inc(self, name: str):
+        counter = self._counters.get(name)
+        if counter is None:
+            counter = self._counters[name] = Metrics.counter("embedgen", name)
+        counter.inc()
+
+    def process(self, parsed):
+        request, completion, outputs = parsed
+        row = example_row(request, completion, outputs, self._run_seed)
+        attrs = dict(request.element.attributes)
+        language = attrs.get("language") or f"{attrs.get('source_language')}->{attrs.get('target_language')}"
+        self._inc(f"written/{row['category']}")
+        self._inc(f"rows_by_language/{row['category']}/{language}")
+        self._prompt_tokens.inc(completion.prompt_tokens)
+        self._completion_tokens.inc(completion.completion_tokens)
+        yield row
+
+
+def _count_tokens(parsed):
+    # Brainstorm calls use tokens too; they are counted separately from rows.
+    _, completion, _ = parsed
+    Metrics.counter("embedgen", "tokens/brainstorm").inc(completion.prompt_tokens + completion.completion_tokens)
+    return parsed
+
+
+def build_pipeline(p: beam.Pipeline, config: GenerationConfig, handler=None) -> dict:
+    """Build the generation graph on ``p``.
+
+    Args:
+        p: The pipeline to build on.
+        config: Validated settings.
+        handler: A ModelHandler to use instead of the one ``config`` names (tests pass fakes).
+
+    Returns:
+        ``{"rows": PCollection[dict], "dead": PCollection[DeadLetter], "writes": ...}``.
+    """
+    handler = handler or make_handler(config)
+    seed = config.seed
+    element_sets = []
+    dead_sets = []
+    if config.brainstorm_categories:
+        tasks, brainstorm_dead = p | "BrainstormTasks" >> BrainstormTasks(
+            config.brainstorm_categories,
+            config.brainstorm_rounds,
+            config.tasks_per_category,
+            seed,
+            handler,
+            config.max_parse_retries,
+        )
+        dead_sets.append(brainstorm_dead)
+        element_sets.append(
+            tasks
+            | "ExamplesPerTask"
+            >> beam.FlatMapTuple(lambda category, task: generation_elements(category, task, config.examples_per_task, seed))
+        )
+    if config.symmetric_categories:
+        element_sets.append(
+            p
+            | "SymmetricTypes" >> beam.Create([(c, config.examples_per_symmetric_type) for c in config.symmetric_categories])
+            | "SymmetricElements" >> beam.FlatMapTuple(lambda category, count: symmetric_elements(category, count, seed))
+        )
+    parsed, dead = (
+        element_sets
+        | "AllElements" >> beam.Flatten()
+        | "SampleAttributes" >> SampleAttributes(config.sampling)
+        | "RenderPrompts" >> RenderPrompts(seed)
+        | "GenerateExamples" >> CallModel(handler, seed, config.max_parse_retries)
+    )
+    dead_sets.append(dead)
+    rows = parsed | "ToRows" >> beam.ParDo(_ToRow(seed))
+    all_dead = dead_sets | "AllDeadLetters" >> beam.Flatten()
+    writes = rows | "WriteExamples" >> WriteExamples(config.output, config.categories)
+    all_dead | "WriteDeadLetters" >> WriteDeadLetters(config.output)
+    return {"rows": rows, "dead": all_dead, "writes": writes}
+
+
+def _prepare_output(config: GenerationConfig) -> None:
+    """Refuse to mix runs in one --output; with --overwrite, delete the earlier run's files first."""
+    from apache_beam.io.filesystems import FileSystems
+
+    earlier = existing_outputs(config.output)
+    if earlier and not config.overwrite:
+        raise ConfigError(
+            f"--output {config.output} already holds {len(earlier)} Avro file(s) of an earlier run; "
+            "pass --overwrite to replace them, or choose another --output"
+        )
+    if not FileSystems.exists(config.output):
+        FileSystems.mkdirs(config.output)
+    if "://" not in config.output:
+        import os
+        import tempfile
+
+        try:
+            with tempfile.NamedTemporaryFile(dir=config.output):
+                pass
+        except OSError as err:
+            raise ConfigError(f"--output {config.output} is not writable: {err.strerror}") from None
+    if earlier:
+        _LOGGER.info("--overwrite: deleted %d file(s) of an earlier run", delete_outputs(config.output))
+
+
+def run(argv: Optional[Sequence[str]] = None, handler=None) -> int:
+    """Parse flags, validate, run the job, print the summary. Returns the process exit code."""
+    args, beam_args = parse_args(argv)
+    try:
+        config = to_config(args)
+        options = PipelineOptions(beam_args)
+        _prepare_output(config)
+    except ConfigError as err:
+        print(f"embedgen generate: error: {err}", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    pipeline = beam.Pipeline(options=options)
+    build_pipeline(pipeline, config, handler)
+    result = pipeline.run()
+    result.wait_until_finish()
+    report = summary.from_metrics(result, config, time.monotonic() - started)
+    print(summary.format_summary(report))
+    return 0 if report.balanced else 1
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    return run(sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

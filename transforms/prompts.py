@@ -1,0 +1,105 @@
+"""Prompt rendering: one jinja2 Environment (StrictUndefined) over the packaged templates (RenderPrompts)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.resources
+import json
+import logging
+
+import apache_beam as beam
+import jinja2
+
+from transforms import recipe
+from transforms.elements import STAGE_BRAINSTORM, Element, PromptRequest, derive_seed
+
+__all__ = ["RenderPrompts", "render", "template_variables", "template_source", "template_sha256", "environment"]
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    """The process-wide Environment; templates compile once per process and are cached by jinja2."""
+    root = importlib.resources.files("prompts")
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(root)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=False,
+        auto_reload=False,
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def template_source(name: str) -> str:
+    source, _, _ = environment().loader.get_source(environment(), name)
+    return source
+
+
+@functools.lru_cache(maxsize=None)
+def template_sha256(name: str) -> str:
+    return hashlib.sha256(template_source(name).encode("utf-8")).hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=None)
+def _schema_json(category: str, stage: str) -> str:
+    if stage == STAGE_BRAINSTORM:
+        return json.dumps(recipe.BRAINSTORM_SCHEMA, sort_keys=True)
+    return json.dumps(recipe.get_task_type(category).json_schema(), sort_keys=True)
+
+
+def template_variables(element: Element) -> dict[str, str]:
+    """The variables a template is rendered with: attributes (languages by English name) and the task."""
+    task_type = recipe.get_task_type(element.category)
+    if element.stage == STAGE_BRAINSTORM:
+        return {"num_tasks": str(recipe.BRAINSTORM_MAX_TASKS)}
+    variables = {}
+    for name, value in element.attributes:
+        attr = task_type.attribute(name)
+        variables[name] = recipe.language_name(value) if attr.is_language else value
+    if task_type.brainstorm:
+        variables["task"] = element.task
+    return variables
+
+
+def template_name(element: Element) -> str:
+    task_type = recipe.get_task_type(element.category)
+    return task_type.brainstorm_template if element.stage == STAGE_BRAINSTORM else task_type.template
+
+
+def render(element: Element, run_seed: int) -> PromptRequest:
+    """Render the prompt of one element; an undefined variable raises (StrictUndefined)."""
+    name = template_name(element)
+    prompt = environment().get_template(name).render(**template_variables(element))
+    return PromptRequest(
+        element=element,
+        prompt=prompt,
+        template=name,
+        template_sha256=template_sha256(name),
+        schema_json=_schema_json(element.category, element.stage),
+        sampling_seed=derive_seed(run_seed, element.element_id, "model", 0),
+    )
+
+
+class _RenderDoFn(beam.DoFn):
+    def __init__(self, run_seed: int):
+        self._run_seed = run_seed
+
+    def setup(self):
+        environment()  # build the Environment on the worker, once
+
+    def process(self, element: Element):
+        yield render(element, self._run_seed)
+
+
+class RenderPrompts(beam.PTransform):
+    """Elements -> PromptRequests (prompt text, template name and hash, JSON schema, sampling seed)."""
+
+    def __init__(self, run_seed: int):
+        super().__init__()
+        self._run_seed = run_seed
+
+    def expand(self, elements):
+        return elements | "Render" >> beam.ParDo(_RenderDoFn(self._run_seed))

@@ -1,0 +1,106 @@
+"""Element ids and per-element attribute sampling (SampleAttributes)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Iterable, Mapping
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from transforms import recipe
+from transforms.elements import STAGE_GENERATE, Element, element_rng, stable_id
+
+__all__ = ["SamplingSpec", "SampleAttributes", "sample_attributes", "generation_elements", "symmetric_elements"]
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingSpec:
+    """What the sampler needs: the run seed, pinned values and the weighted language pool.
+
+    Attributes:
+        seed: The run seed.
+        pinned: ``(attribute, value)`` pairs fixed by the user (language values are codes).
+        languages: ``(code, weight)`` pairs of the language pool.
+    """
+
+    seed: int
+    pinned: tuple = ()
+    languages: tuple = tuple(recipe.DEFAULT_LANGUAGE_WEIGHTS.items())
+
+    @property
+    def pinned_map(self) -> Mapping[str, str]:
+        return dict(self.pinned)
+
+
+def _weighted_choice(rng, pool: Iterable[tuple[str, float]], exclude: str | None = None) -> str:
+    items = [(c, w) for c, w in pool if c != exclude]
+    if not items:
+        raise ValueError("the language pool has no language left to choose from")
+    codes, weights = zip(*items)
+    return rng.choices(codes, weights=weights, k=1)[0]
+
+
+def sample_attributes(element: Element, spec: SamplingSpec) -> Element:
+    """Fill ``element.attributes`` from an RNG private to (run seed, element id).
+
+    Pinned values are used as they are; other attributes are drawn uniformly from their
+    values, languages from the weighted pool. The bitext target language is never the source.
+    """
+    task_type = recipe.get_task_type(element.category)
+    pinned = spec.pinned_map
+    rng = element_rng(spec.seed, element.element_id)
+    values: dict[str, str] = {}
+    for attr in task_type.attributes:
+        # Draw for every attribute even when pinned, so pinning one attribute never shifts the others.
+        if attr.name == "target_language":
+            drawn = _weighted_choice(rng, spec.languages, exclude=values.get("source_language"))
+        elif attr.name == "source_language" and "target_language" in pinned and attr.name not in pinned:
+            drawn = _weighted_choice(rng, spec.languages, exclude=pinned["target_language"])
+        elif attr.is_language:
+            drawn = _weighted_choice(rng, spec.languages)
+        else:
+            drawn = rng.choice(attr.values)
+        values[attr.name] = pinned.get(attr.name, drawn)
+    if values.get("source_language") is not None and values["source_language"] == values.get("target_language"):
+        raise ValueError(f"element {element.element_id}: source and target language are both {values['source_language']}")
+    return element._replace(attributes=tuple((a, values[a]) for a in task_type.attribute_names))
+
+
+def generation_elements(category: str, task: str, examples_per_task: int, seed: int) -> Iterable[Element]:
+    """One generation element per repetition of a brainstormed task, with a stable id."""
+    for rep in range(examples_per_task):
+        yield Element(stable_id(seed, category, task, rep), category, STAGE_GENERATE, task)
+
+
+def symmetric_elements(category: str, count: int, seed: int) -> Iterable[Element]:
+    """``count`` generation elements of a symmetric type (no task), with stable ids."""
+    for index in range(count):
+        yield Element(stable_id(seed, category, index), category, STAGE_GENERATE, None)
+
+
+class _SampleDoFn(beam.DoFn):
+    def __init__(self, spec: SamplingSpec):
+        self._spec = spec
+        self._requested = {}
+
+    def process(self, element: Element):
+        counter = self._requested.get(element.category)
+        if counter is None:
+            counter = self._requested[element.category] = Metrics.counter("embedgen", f"requested/{element.category}")
+        counter.inc()
+        yield sample_attributes(element, self._spec)
+
+
+class SampleAttributes(beam.PTransform):
+    """Elements without attributes -> elements with their attributes drawn (and counted as requested)."""
+
+    def __init__(self, spec: SamplingSpec):
+        super().__init__()
+        self._spec = spec
+
+    def expand(self, elements):
+        return elements | "Sample" >> beam.ParDo(_SampleDoFn(self._spec))
