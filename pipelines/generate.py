@@ -55,13 +55,6 @@ class _ToRow(beam.DoFn):
         yield row
 
 
-def _count_tokens(parsed):
-    # Brainstorm calls use tokens too; they are counted separately from rows.
-    _, completion, _ = parsed
-    Metrics.counter("embedgen", "tokens/brainstorm").inc(completion.prompt_tokens + completion.completion_tokens)
-    return parsed
-
-
 def build_pipeline(p: beam.Pipeline, config: GenerationConfig, handler=None) -> dict:
     """Build the generation graph on ``p``.
 

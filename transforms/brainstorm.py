@@ -33,8 +33,9 @@ def normalize_task(task: str) -> str:
 
 
 def _flatten(parsed):
-    request, _, tasks = parsed
+    request, completion, tasks = parsed
     Metrics.counter("embedgen", "brainstorm/tasks_returned").inc(len(tasks))
+    Metrics.counter("embedgen", "tokens/brainstorm").inc(completion.prompt_tokens + completion.completion_tokens)
     for task in tasks:
         yield (request.element.category, normalize_task(task)), task
 

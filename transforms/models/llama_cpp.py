@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import glob
 import importlib.util
@@ -9,11 +10,13 @@ import json
 import logging
 import os
 import threading
+import time
 from typing import Any, Iterable, Optional, Sequence
 
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from transforms.elements import Completion, PromptRequest
+from transforms.models.grammar import gbnf_for_schema
 
 __all__ = ["LlamaCppConfig", "LlamaCppHandler", "default_model_path", "LoadedLlama"]
 
@@ -84,12 +87,13 @@ class LoadedLlama:
         if grammar is None:
             from llama_cpp import LlamaGrammar
 
-            grammar = LlamaGrammar.from_json_schema(schema_json, verbose=False)
+            grammar = LlamaGrammar.from_string(gbnf_for_schema(json.loads(schema_json)), verbose=False)
             self._grammars[schema_json] = grammar
         return grammar
 
     def complete(self, request: PromptRequest) -> Completion:
         """One constrained chat completion; errors come back as a Completion, never raised."""
+        started = time.monotonic()
         try:
             grammar = self.grammar(request.schema_json)
             with self.lock:
@@ -106,6 +110,11 @@ class LoadedLlama:
             return Completion(text="", model=self.config.model_name, finish_reason="error", error=f"{type(err).__name__}: {err}")
         choice = response["choices"][0]
         usage = response.get("usage") or {}
+        _LOGGER.debug(
+            "element %s attempt %d: %.1f s, %s completion tokens, finish %s",
+            request.element.element_id, request.attempt, time.monotonic() - started,
+            usage.get("completion_tokens"), choice.get("finish_reason"),
+        )
         return Completion(
             text=choice["message"]["content"] or "",
             model=self.config.model_name,
@@ -117,6 +126,15 @@ class LoadedLlama:
 
 _MODELS: dict[LlamaCppConfig, LoadedLlama] = {}
 _MODELS_LOCK = threading.Lock()
+
+
+@atexit.register
+def _close_models() -> None:
+    # Free llama.cpp contexts before interpreter teardown, when their finalizers can no longer run cleanly.
+    with _MODELS_LOCK:
+        for model in _MODELS.values():
+            model.llama.close()
+        _MODELS.clear()
 
 
 def _load_shared(config: LlamaCppConfig) -> LoadedLlama:
@@ -152,10 +170,3 @@ class LlamaCppHandler(ModelHandler[PromptRequest, PredictionResult, LoadedLlama]
 
     def batch_elements_kwargs(self) -> dict:
         return {"min_batch_size": 1, "max_batch_size": self._max_batch_size}
-
-
-def check_schema_compiles(schema: dict) -> None:
-    """Raise if llama.cpp cannot turn ``schema`` into a grammar (used by tests and validation)."""
-    from llama_cpp import LlamaGrammar
-
-    LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
