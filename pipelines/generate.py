@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import tempfile
 import time
 from typing import Optional, Sequence
 
@@ -12,7 +13,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import summary
-from pipelines.options import ConfigError, GenerationConfig, parse_args, to_config
+from pipelines.options import ConfigError, GenerationConfig, check_beam_flags, parse_args, to_config
 from transforms.brainstorm import BrainstormTasks
 from transforms.inference import CallModel
 from transforms.models import make_handler
@@ -107,26 +108,23 @@ def build_pipeline(p: beam.Pipeline, config: GenerationConfig, handler=None) -> 
 
 
 def _prepare_output(config: GenerationConfig) -> None:
-    """Refuse to mix runs in one --output; with --overwrite, delete the earlier run's files first."""
+    """Refuse to mix runs in one --output; check it is writable; with --overwrite, delete the earlier run's files."""
     from apache_beam.io.filesystems import FileSystems
 
-    earlier = existing_outputs(config.output)
-    if earlier and not config.overwrite:
-        raise ConfigError(
-            f"--output {config.output} already holds {len(earlier)} Avro file(s) of an earlier run; "
-            "pass --overwrite to replace them, or choose another --output"
-        )
-    if not FileSystems.exists(config.output):
-        FileSystems.mkdirs(config.output)
-    if "://" not in config.output:
-        import os
-        import tempfile
-
-        try:
+    try:
+        earlier = existing_outputs(config.output)
+        if earlier and not config.overwrite:
+            raise ConfigError(
+                f"--output {config.output} already holds {len(earlier)} Avro file(s) of an earlier run; "
+                "pass --overwrite to replace them, or choose another --output"
+            )
+        if not FileSystems.exists(config.output):
+            FileSystems.mkdirs(config.output)
+        if "://" not in config.output:
             with tempfile.NamedTemporaryFile(dir=config.output):
                 pass
-        except OSError as err:
-            raise ConfigError(f"--output {config.output} is not writable: {err.strerror}") from None
+    except (OSError, IOError) as err:
+        raise ConfigError(f"--output {config.output} is not a writable directory: {err}") from None
     if earlier:
         _LOGGER.info("--overwrite: deleted %d file(s) of an earlier run", delete_outputs(config.output))
 
@@ -135,6 +133,7 @@ def run(argv: Optional[Sequence[str]] = None, handler=None) -> int:
     """Parse flags, validate, run the job, print the summary. Returns the process exit code."""
     args, beam_args = parse_args(argv)
     try:
+        check_beam_flags(beam_args)
         config = to_config(args)
         options = PipelineOptions(beam_args)
         _prepare_output(config)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import logging
 import os
 from typing import Optional, Sequence
@@ -125,6 +126,31 @@ def parse_args(argv: Optional[Sequence[str]]) -> tuple[argparse.Namespace, list[
     return _parser().parse_known_args(argv)
 
 
+def check_beam_flags(beam_args: Sequence[str]) -> None:
+    """Refuse flags that are neither ours nor a Beam pipeline option (Beam itself only warns)."""
+    parser = argparse.ArgumentParser(allow_abbrev=False, add_help=False)
+    pending = [PipelineOptions]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if cls is not GenerateOptions and "_add_argparse_args" in vars(cls):
+            try:
+                cls._add_argparse_args(parser)
+            except argparse.ArgumentError:
+                pass  # an option registered by two classes
+    _, unknown = parser.parse_known_args(list(beam_args))
+    flags = [a for a in unknown if a.startswith("--")]
+    if flags:
+        ours = [o for a in _parser()._actions for o in a.option_strings]
+        hints = []
+        for flag in flags:
+            close = difflib.get_close_matches(flag.split("=")[0], ours, n=1)
+            hints.append(f"{flag} (did you mean {close[0]}?)" if close else flag)
+        raise ConfigError(f"unknown flag(s): {', '.join(hints)}; see 'embedgen generate --help' (Beam's own pipeline flags are accepted too)")
+    if unknown:
+        raise ConfigError(f"unexpected argument(s): {' '.join(unknown)}")
+
+
 def _check_positive(flag: str, value: int, minimum: int = 1) -> None:
     if value < minimum:
         raise ConfigError(f"{flag} must be at least {minimum}, got {value}")
@@ -134,10 +160,12 @@ def _language(flag: str, value: str) -> str:
     try:
         return recipe.language_code(value)
     except KeyError:
+        names = [*recipe.LANGUAGES, *recipe.LANGUAGES.values()]
+        close = difflib.get_close_matches(value, names, n=3)
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
         raise ConfigError(
-            f"{flag}: unknown language {value!r}; allowed: XLM-R codes or English names, e.g. "
-            f"{', '.join(f'{c} ({n})' for c, n in list(recipe.LANGUAGES.items())[:6])}, ... "
-            f"(all: {', '.join(recipe.LANGUAGES)})"
+            f"{flag}: unknown language {value!r}{hint}; allowed: an XLM-R code or English name: "
+            + ", ".join(f"{c} ({n})" for c, n in recipe.LANGUAGES.items())
         ) from None
 
 

