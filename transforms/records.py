@@ -11,6 +11,7 @@ from transforms.elements import Completion, DeadLetter, PromptRequest
 __all__ = [
     "Field",
     "example_fields",
+    "quality_fields",
     "dead_letter_fields",
     "avro_schema",
     "bigquery_schema",
@@ -21,13 +22,13 @@ __all__ = [
 
 DEAD_LETTER = "dead_letter"
 
-_AVRO_TYPES = {"string": "string", "long": "long"}
-_BQ_TYPES = {"string": "STRING", "long": "INTEGER"}
+_AVRO_TYPES = {"string": "string", "long": "long", "boolean": "boolean", "double": "double"}
+_BQ_TYPES = {"string": "STRING", "long": "INTEGER", "boolean": "BOOLEAN", "double": "FLOAT"}
 
 
 @dataclasses.dataclass(frozen=True)
 class Field:
-    """One column: name, scalar type (``string``/``long``), nullable, repeated, description."""
+    """One column: name, scalar type (``string``/``long``/``boolean``/``double``), nullable, repeated, description."""
 
     name: str
     type: str
@@ -59,7 +60,22 @@ def example_fields(task_type: recipe.TaskType) -> tuple[Field, ...]:
         Field("prompt_tokens", "long", "Prompt tokens of the accepted attempt."),
         Field("completion_tokens", "long", "Completion tokens of the accepted attempt."),
     ]
+    fields += quality_fields()
     return tuple(fields)
+
+
+def quality_fields() -> list[Field]:
+    """The columns the quality stage (transforms/quality.py) sets on every example row."""
+    return [
+        Field("quality_pass", "boolean", "True when every quality check that ran passed."),
+        Field("quality_checks", "string", "Names of the quality checks that ran on this row.", repeated=True),
+        Field("quality_failures", "string", "Names of the checks that failed (see docs/quality.md).", repeated=True),
+        Field("duplicate_of", "string", "example_id of the earlier row this one duplicates (rejected rows only).", nullable=True),
+        Field("sim_query_positive", "double", "Cosine similarity of anchor and positive (embedding checks).", nullable=True),
+        Field("sim_query_negative", "double", "Cosine similarity of anchor and negative (embedding checks).", nullable=True),
+        Field("mined_negatives", "string", "Extra hard negatives mined from other rows' documents.", repeated=True),
+        Field("mined_negative_scores", "double", "Cosine similarity of the anchor and each mined negative.", repeated=True),
+    ]
 
 
 def dead_letter_fields() -> tuple[Field, ...]:
@@ -128,6 +144,17 @@ def example_row(request: PromptRequest, completion: Completion, outputs: dict, r
         attempts=request.attempt + 1,
         prompt_tokens=completion.prompt_tokens,
         completion_tokens=completion.completion_tokens,
+    )
+    # Until the quality stage has run on it, a row has no checks (so none failed) and no similarities.
+    row.update(
+        quality_pass=True,
+        quality_checks=[],
+        quality_failures=[],
+        duplicate_of=None,
+        sim_query_positive=None,
+        sim_query_negative=None,
+        mined_negatives=[],
+        mined_negative_scores=[],
     )
     return row
 
