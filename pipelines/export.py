@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import logging
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -42,21 +42,63 @@ class ExportOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser):
         source = parser.add_argument_group("input (exactly one)")
-        source.add_argument("--input", default=None, help="Output directory of `embedgen generate` (local or gs://), holding <category>/*.avro.")
-        source.add_argument("--bigquery-dataset", default=None, help="Read the per-category tables of a BigQuery dataset instead, as project:dataset (table names: the category with '_' for '-').")
-        source.add_argument("--categories", default=None, help=f"Comma-separated categories to export (default: every category found in the input; allowed: {', '.join(recipe.CATEGORIES)}).")
+        source.add_argument(
+            "--input",
+            default=None,
+            help="Output directory of `embedgen generate` (local or gs://), holding <category>/*.avro.",
+        )
+        source.add_argument(
+            "--bigquery-dataset",
+            default=None,
+            help="Read the per-category tables of a BigQuery dataset instead, as project:dataset (table names: the category with '_' for '-').",
+        )
+        source.add_argument(
+            "--categories",
+            default=None,
+            help=f"Comma-separated categories to export (default: every category found in the input; allowed: {', '.join(recipe.CATEGORIES)}).",
+        )
 
         shape = parser.add_argument_group("what to export")
-        shape.add_argument("--validation-fraction", type=float, default=0.1, help="Share of example ids put in the validation split, chosen by a sha256 of the id, in [0, 1) (default: %(default)s).")
-        shape.add_argument("--only-passed", action="store_true", help=f"Keep only rows whose {QUALITY_PASS_FIELD} is true (needs input that went through the quality checks).")
-        shape.add_argument("--balance", choices=BALANCE_BY, default="none", help="Make every category (or every language) the same size, keeping the rows of lowest id hash in each (default: %(default)s).")
-        shape.add_argument("--balance-cap", type=int, default=None, help="Rows kept per group with --balance (default: the size of the smallest group).")
+        shape.add_argument(
+            "--validation-fraction",
+            type=float,
+            default=0.1,
+            help="Share of example ids put in the validation split, chosen by a sha256 of the id, in [0, 1) (default: %(default)s).",
+        )
+        shape.add_argument(
+            "--only-passed",
+            action="store_true",
+            help=f"Keep only rows whose {QUALITY_PASS_FIELD} is true (needs input that went through the quality checks).",
+        )
+        shape.add_argument(
+            "--balance",
+            choices=BALANCE_BY,
+            default="none",
+            help="Make every category (or every language) the same size, keeping the rows of lowest id hash in each (default: %(default)s).",
+        )
+        shape.add_argument(
+            "--balance-cap",
+            type=int,
+            default=None,
+            help="Rows kept per group with --balance (default: the size of the smallest group).",
+        )
 
         out = parser.add_argument_group("output")
-        out.add_argument("--out", default=None, help="Directory (local or gs://) for <split>/part-*.<format>; splits: train, validation.")
+        out.add_argument(
+            "--out",
+            default=None,
+            help="Directory (local or gs://) for <split>/part-*.<format>; splits: train, validation.",
+        )
         out.add_argument("--format", choices=FORMATS, default="jsonl", help="File format (default: %(default)s).")
-        out.add_argument("--num-shards", type=int, default=0, help="Files per split; 0 lets the runner choose (default: %(default)s).")
-        out.add_argument("--overwrite", action="store_true", help="Delete an earlier export's files under --out before writing.")
+        out.add_argument(
+            "--num-shards",
+            type=int,
+            default=0,
+            help="Files per split; 0 lets the runner choose (default: %(default)s).",
+        )
+        out.add_argument(
+            "--overwrite", action="store_true", help="Delete an earlier export's files under --out before writing."
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,8 +106,8 @@ class ExportConfig:
     """The validated, immutable settings of one export run."""
 
     categories: tuple
-    input: Optional[str]
-    bigquery_dataset: Optional[str]
+    input: str | None
+    bigquery_dataset: str | None
     spec: ExportSpec
     out: str
     format: str
@@ -87,7 +129,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_args(argv: Optional[Sequence[str]]) -> tuple[argparse.Namespace, list[str]]:
+def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
     """Our flags and the rest (Beam's). argparse exits 2 on a bad choice, naming the flag and the choices."""
     return _parser().parse_known_args(argv)
 
@@ -108,7 +150,9 @@ def _categories(args: argparse.Namespace) -> tuple:
         names = tuple(c.strip() for c in args.categories.split(",") if c.strip())
         unknown = [c for c in names if c not in recipe.CATEGORIES]
         if not names or unknown:
-            raise ConfigError(f"--categories: unknown {', '.join(unknown) or '(empty)'}; allowed: {', '.join(recipe.CATEGORIES)}")
+            raise ConfigError(
+                f"--categories: unknown {', '.join(unknown) or '(empty)'}; allowed: {', '.join(recipe.CATEGORIES)}"
+            )
         if len(set(names)) != len(names):
             raise ConfigError("--categories lists a category twice")
     else:
@@ -116,14 +160,14 @@ def _categories(args: argparse.Namespace) -> tuple:
     if args.input is None:
         return names
     found = tuple(c for c in names if _files(avro_pattern(args.input, c)))
+    missing = [c for c in names if c not in found]
+    if args.categories is not None and missing:
+        raise ConfigError(f"--categories: --input {args.input} has no table for {', '.join(missing)}")
     if not found:
         raise ConfigError(
             f"--input {args.input} holds no <category>/*.avro table (looked for {', '.join(names)}); "
             "give the --output directory of `embedgen generate`"
         )
-    missing = [c for c in names if c not in found]
-    if args.categories is not None and missing:
-        raise ConfigError(f"--categories: --input {args.input} has no table for {', '.join(missing)}")
     if missing:
         _LOGGER.info("no table for %s in %s; exporting %s", ", ".join(missing), args.input, ", ".join(found))
     return found
@@ -146,7 +190,9 @@ def _existing_export(out: str) -> list[str]:
 def to_config(args: argparse.Namespace) -> ExportConfig:
     """Validate parsed flags before anything runs; ConfigError names the flag and the allowed values."""
     if (args.input is None) == (args.bigquery_dataset is None):
-        raise ConfigError("give exactly one of --input (a generate output directory) and --bigquery-dataset (project:dataset)")
+        raise ConfigError(
+            "give exactly one of --input (a generate output directory) and --bigquery-dataset (project:dataset)"
+        )
     if args.bigquery_dataset is not None and (":" not in args.bigquery_dataset or "." in args.bigquery_dataset):
         raise ConfigError(f"--bigquery-dataset must look like project:dataset, got {args.bigquery_dataset!r}")
     if args.out is None:
@@ -218,21 +264,32 @@ def _counts(result) -> dict:
 
 
 def format_summary(counts: dict, config: ExportConfig) -> str:
-    """A table of rows per category: read, (passed), (balanced), train, validation."""
-    stages = ["read"] + (["passed"] if config.spec.only_passed else []) + (["balanced"] if config.spec.balance != "none" else [])
-    stages += list(SPLITS)
+    """A table of rows per category: read, (passed, unchecked), (balanced), train, validation."""
+    stages = ["read"]
+    if config.spec.only_passed:
+        stages += ["passed"] + (["unchecked"] if counts.get("unchecked") else [])
+    stages += (["balanced"] if config.spec.balance != "none" else []) + list(SPLITS)
     width = max(len(c) for c in (*config.categories, "total"))
-    lines = [f"export -> {config.out} ({config.format})", f"  {'category':<{width}} " + " ".join(f"{s:>10}" for s in stages)]
+    lines = [
+        f"export -> {config.out} ({config.format})",
+        f"  {'category':<{width}} " + " ".join(f"{s:>10}" for s in stages),
+    ]
     for category in (*config.categories, "total"):
         if category == "total":
             values = [sum(counts.get(s, {}).values()) for s in stages]
         else:
             values = [counts.get(s, {}).get(category, 0) for s in stages]
         lines.append(f"  {category:<{width}} " + " ".join(f"{v:>10}" for v in values))
+    unchecked = sum(counts.get("unchecked", {}).values())
+    if unchecked:
+        lines.append(
+            f"  warning: --only-passed kept {unchecked} row(s) on which no quality check ran (quality_checks empty); "
+            "run the quality stage first for the filter to mean anything"
+        )
     return "\n".join(lines)
 
 
-def run(argv: Optional[Sequence[str]] = None) -> int:
+def run(argv: Sequence[str] | None = None) -> int:
     """Parse flags, validate, run the export, print the counts. Returns the process exit code."""
     args, beam_args = parse_args(argv)
     try:
@@ -253,7 +310,7 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
     return run(sys.argv[1:] if argv is None else argv)

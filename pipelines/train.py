@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 import time
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from transforms.export import balance_rank
 from transforms.training import DEFAULT_BASE_MODEL, PACKAGED_MODELS, TrainSettings, resolve_base_model, split_files
@@ -35,10 +35,10 @@ class TrainConfig:
     base_model_path: str
     out: str
     settings: TrainSettings
-    max_seq_length: Optional[int]
-    max_train_rows: Optional[int]
+    max_seq_length: int | None
+    max_train_rows: int | None
     eval_batch_size: int
-    threads: Optional[int]
+    threads: int | None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,24 +51,71 @@ def _parser() -> argparse.ArgumentParser:
         ),
         allow_abbrev=False,
     )
-    parser.add_argument("--data", required=True, help="Directory written by `embedgen export` (train/ and validation/ of jsonl or parquet).")
-    parser.add_argument("--base-model", default=DEFAULT_BASE_MODEL, help=f"A packaged model ({', '.join(PACKAGED_MODELS)}) or a local sentence-transformers model directory (default: %(default)s).")
-    parser.add_argument("--out", required=True, help="Directory for the fine-tuned model and its metrics (embedgen_train.json).")
+    parser.add_argument(
+        "--data",
+        required=True,
+        help="Directory written by `embedgen export` (train/ and validation/ of jsonl or parquet).",
+    )
+    parser.add_argument(
+        "--base-model",
+        default=DEFAULT_BASE_MODEL,
+        help=f"A packaged model ({', '.join(PACKAGED_MODELS)}) or a local sentence-transformers model directory (default: %(default)s).",
+    )
+    parser.add_argument(
+        "--out", required=True, help="Directory for the fine-tuned model and its metrics (embedgen_train.json)."
+    )
     parser.add_argument("--overwrite", action="store_true", help="Write into --out even if it is not empty.")
-    parser.add_argument("--epochs", type=float, default=1.0, help="Passes over the training rows (default: %(default)s).")
-    parser.add_argument("--batch-size", type=int, default=16, help="Rows per batch; every other row of a batch is an in-batch negative (default: %(default)s).")
+    parser.add_argument(
+        "--epochs", type=float, default=1.0, help="Passes over the training rows (default: %(default)s)."
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=16,
+        help="Rows per batch; every other row of a batch is an in-batch negative (default: %(default)s).",
+    )
     parser.add_argument("--learning-rate", type=float, default=5e-5, help="Peak learning rate (default: %(default)s).")
-    parser.add_argument("--warmup-fraction", type=float, default=0.1, help="Share of the steps spent warming the learning rate up, in [0, 1) (default: %(default)s).")
-    parser.add_argument("--no-hard-negatives", dest="hard_negatives", action="store_false", help="Train on (anchor, positive) pairs only, ignoring the negatives.")
-    parser.add_argument("--max-seq-length", type=int, default=None, help="Truncate texts to this many tokens (default: the base model's own limit).")
-    parser.add_argument("--max-train-rows", type=int, default=None, help="Train on at most this many rows, chosen by a sha256 of the example id (default: all).")
-    parser.add_argument("--eval-batch-size", type=int, default=32, help="Texts per encoding batch during evaluation (default: %(default)s).")
+    parser.add_argument(
+        "--warmup-fraction",
+        type=float,
+        default=0.1,
+        help="Share of the steps spent warming the learning rate up, in [0, 1) (default: %(default)s).",
+    )
+    parser.add_argument(
+        "--no-hard-negatives",
+        dest="hard_negatives",
+        action="store_false",
+        help="Train on (anchor, positive) pairs only, ignoring the negatives.",
+    )
+    parser.add_argument(
+        "--max-seq-length",
+        type=int,
+        default=None,
+        help="Truncate texts to this many tokens (default: the base model's own limit).",
+    )
+    parser.add_argument(
+        "--max-train-rows",
+        type=int,
+        default=None,
+        help="Train on at most this many rows, chosen by a sha256 of the example id (default: all).",
+    )
+    parser.add_argument(
+        "--eval-batch-size",
+        type=int,
+        default=32,
+        help="Texts per encoding batch during evaluation (default: %(default)s).",
+    )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice).")
-    parser.add_argument("--seed", type=int, default=42, help="Seed of the trainer's shuffling and initialisation (default: %(default)s).")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=42,
+        help="Seed of the trainer's shuffling and initialisation (default: %(default)s).",
+    )
     return parser
 
 
-def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Parsed flags; argparse exits 2 on an unknown flag or a missing required one."""
     return _parser().parse_args(argv)
 
@@ -154,7 +201,7 @@ def _set_offline() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def run(argv: Optional[Sequence[str]] = None) -> int:
+def run(argv: Sequence[str] | None = None) -> int:
     """Parse flags, validate, evaluate, fine-tune, evaluate again, save. Returns the process exit code."""
     args = parse_args(argv)
     try:
@@ -209,14 +256,11 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
     print(format_metrics(before, after))
     print(f"trained {training['steps']} steps on {len(train_rows)} rows; model and {RESULTS_FILE} in {config.out}")
     b, a = before["overall"], after["overall"]
-    print(
-        "after/before: "
-        + ", ".join(f"{label} {_ratio(a[key], b[key])}" for key, label in _METRICS)
-    )
+    print("after/before: " + ", ".join(f"{label} {_ratio(a[key], b[key])}" for key, label in _METRICS))
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return run(sys.argv[1:] if argv is None else argv)
 

@@ -6,7 +6,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-from typing import Optional
 
 import apache_beam as beam
 from apache_beam.io.avroio import ReadFromAvro
@@ -21,6 +20,7 @@ __all__ = [
     "SPLITS",
     "BALANCE_BY",
     "QUALITY_PASS_FIELD",
+    "QUALITY_CHECKS_FIELD",
     "MissingQualityField",
     "ExportSpec",
     "instruction",
@@ -46,6 +46,7 @@ FORMATS = ("jsonl", "parquet")
 SPLITS = ("train", "validation")
 BALANCE_BY = ("none", "category", "language")
 QUALITY_PASS_FIELD = "quality_pass"
+QUALITY_CHECKS_FIELD = "quality_checks"
 
 # Independent salts: the split must not decide which rows balancing keeps, or a balanced set would be all validation.
 _SPLIT_SALT = "embedgen/export/split"
@@ -69,7 +70,7 @@ class ExportSpec:
 
     only_passed: bool = False
     balance: str = "none"
-    balance_cap: Optional[int] = None
+    balance_cap: int | None = None
     validation_fraction: float = 0.1
 
 
@@ -135,7 +136,7 @@ def bigquery_table(dataset: str, category: str) -> str:
 class ReadExamples(beam.PTransform):
     """Generated rows of the given categories, from Avro files (``input_dir``) or BigQuery tables (``dataset``)."""
 
-    def __init__(self, categories, input_dir: Optional[str] = None, dataset: Optional[str] = None):
+    def __init__(self, categories, input_dir: str | None = None, dataset: str | None = None):
         super().__init__()
         if (input_dir is None) == (dataset is None):
             raise ValueError("give exactly one of input_dir and dataset")
@@ -156,13 +157,30 @@ class ReadExamples(beam.PTransform):
         return reads | "AllCategories" >> beam.Flatten()
 
 
-def _passed(row: dict) -> bool:
-    if QUALITY_PASS_FIELD not in row:
-        raise MissingQualityField(
-            f"--only-passed: row {row.get('example_id')!r} of {row.get('category')!r} has no {QUALITY_PASS_FIELD!r} "
-            "field; run the quality checks first or drop --only-passed"
-        )
-    return bool(row[QUALITY_PASS_FIELD])
+class _KeepPassed(beam.DoFn):
+    """Keeps rows whose ``quality_pass`` is true; counts kept rows on which no check ran (empty ``quality_checks``)."""
+
+    def setup(self):
+        self._counters = {}
+
+    def _inc(self, name: str):
+        counter = self._counters.get(name)
+        if counter is None:
+            counter = self._counters[name] = Metrics.counter("export", name)
+        counter.inc()
+
+    def process(self, row):
+        if QUALITY_PASS_FIELD not in row:
+            raise MissingQualityField(
+                f"--only-passed: row {row.get('example_id')!r} of {row.get('category')!r} has no "
+                f"{QUALITY_PASS_FIELD!r} field; run the quality checks first or drop --only-passed"
+            )
+        if not row[QUALITY_PASS_FIELD]:
+            return
+        if QUALITY_CHECKS_FIELD in row and not row[QUALITY_CHECKS_FIELD]:
+            self._inc(f"unchecked/{row['category']}")
+        self._inc(f"passed/{row['category']}")
+        yield row
 
 
 class _Count(beam.DoFn):
@@ -184,7 +202,11 @@ class _Count(beam.DoFn):
 
 
 class ToTrainingRows(beam.PTransform):
-    """Generated rows -> training rows; with ``only_passed``, rows that failed the quality checks are dropped first."""
+    """Generated rows -> training rows; with ``only_passed``, rows that failed the quality checks are dropped first.
+
+    A row on which no quality check ran (``quality_checks`` empty) has ``quality_pass`` true and is kept; such rows
+    are counted as ``unchecked`` so that the summary can say the filter had nothing to act on.
+    """
 
     def __init__(self, only_passed: bool = False):
         super().__init__()
@@ -193,7 +215,7 @@ class ToTrainingRows(beam.PTransform):
     def expand(self, rows):
         rows = rows | "CountRead" >> beam.ParDo(_Count("read"))
         if self._only_passed:
-            rows = rows | "KeepPassed" >> beam.Filter(_passed) | "CountPassed" >> beam.ParDo(_Count("passed"))
+            rows = rows | "KeepPassed" >> beam.ParDo(_KeepPassed())
         return rows | "MapRoles" >> beam.Map(training_row)
 
 
@@ -216,7 +238,7 @@ class BalanceGroups(beam.PTransform):
     only, so it is the same on every runner and every run.
     """
 
-    def __init__(self, by: str, cap: Optional[int] = None):
+    def __init__(self, by: str, cap: int | None = None):
         super().__init__()
         if by not in BALANCE_BY or by == "none":
             raise ValueError(f"balance by {by!r}; allowed: category, language")
@@ -270,9 +292,7 @@ def parquet_schema():
     """The pyarrow schema of a training table (``negative`` is null for categories without one)."""
     import pyarrow
 
-    return pyarrow.schema(
-        [pyarrow.field(c, pyarrow.string(), nullable=(c == "negative")) for c in TRAINING_COLUMNS]
-    )
+    return pyarrow.schema([pyarrow.field(c, pyarrow.string(), nullable=(c == "negative")) for c in TRAINING_COLUMNS])
 
 
 def _to_json(row: dict) -> str:

@@ -8,7 +8,7 @@ import json
 import logging
 import math
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 __all__ = [
     "PACKAGED_MODELS",
@@ -118,7 +118,7 @@ def retrieval_metrics(scores, relevant: Sequence[set], k: int = 10) -> list[dict
 
     scores = np.asarray(scores, dtype=np.float64)
     out = []
-    for row, rel in zip(scores, relevant):
+    for row, rel in zip(scores, relevant, strict=True):
         if not rel:
             raise ValueError("every query needs at least one relevant document")
         ranked = np.argsort(-row, kind="stable")
@@ -154,19 +154,24 @@ def evaluate(model, rows: Sequence[dict], batch_size: int = 32, k: int = 10) -> 
         ``{"queries": n, "documents": m, "overall": {metric: mean}, "by_category": {category: {metric: mean, "queries": n}}}``.
     """
     queries, documents, relevant = build_corpus(rows)
-    q = model.encode(queries, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-    d = model.encode(documents, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+    q = model.encode(
+        queries, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )
+    d = model.encode(
+        documents, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )
     per_query = retrieval_metrics(q @ d.T, relevant, k)
     names = list(per_query[0]) if per_query else ["recall@1", f"mrr@{k}", f"ndcg@{k}"]
     by_category: dict = {}
-    for row, metrics in zip(rows, per_query):
+    for row, metrics in zip(rows, per_query, strict=True):
         by_category.setdefault(row["category"], []).append(metrics)
     return {
         "queries": len(queries),
         "documents": len(documents),
         "overall": {n: _mean([m[n] for m in per_query]) for n in names},
         "by_category": {
-            c: {"queries": len(ms), **{n: _mean([m[n] for m in ms]) for n in names}} for c, ms in sorted(by_category.items())
+            c: {"queries": len(ms), **{n: _mean([m[n] for m in ms]) for n in names}}
+            for c, ms in sorted(by_category.items())
         },
     }
 
@@ -179,9 +184,7 @@ def _datasets(rows: Sequence[dict], hard_negatives: bool):
     pairs = [r for r in rows if not (hard_negatives and r.get("negative") is not None)]
     out = {}
     if triplets:
-        out["triplets"] = Dataset.from_dict(
-            {c: [r[c] for r in triplets] for c in ("anchor", "positive", "negative")}
-        )
+        out["triplets"] = Dataset.from_dict({c: [r[c] for r in triplets] for c in ("anchor", "positive", "negative")})
     if pairs:
         out["pairs"] = Dataset.from_dict({c: [r[c] for r in pairs] for c in ("anchor", "positive")})
     return out
