@@ -85,7 +85,11 @@ PLANTED = {
         {"hard_negative_document": make_row("retrieval-en")["positive_document"]},
         {"same:positive_document=hard_negative_document"},
     ),
-    "label equal to misleading label": ("classification-en", {"misleading_label": "sports."}, {"same:label=misleading_label"}),
+    "label equal to misleading label": (
+        "classification-en",
+        {"misleading_label": "sports."},
+        {"same:label=misleading_label"},
+    ),
     "S2 equal to S3": ("triplet-es", {"S3": make_row("triplet-es")["S2"]}, {"same:S2=S3"}),
     "S1 equal to S2": ("triplet-es", {"S2": make_row("triplet-es")["S1"].upper()}, {"same:S1=S2"}),
     "matching positive is the input": (
@@ -160,7 +164,13 @@ def test_count_words_counts_tokens_with_letters_or_digits(tokens):
 def test_every_xlmr_language_has_a_check():
     covered = all_codes_covered()
     assert set(covered) == set(recipe.LANGUAGES)
-    assert {code for code, how in covered.items() if how == "script"} == {"bn-rom", "hi-rom", "ta-rom", "te-rom", "ur-rom"}
+    assert {code for code, how in covered.items() if how == "script"} == {
+        "bn-rom",
+        "hi-rom",
+        "ta-rom",
+        "te-rom",
+        "ur-rom",
+    }
     for code in recipe.LANGUAGES:
         assert expected_scripts(code)
         assert detector_labels(code) or code.endswith("-rom")
@@ -173,12 +183,20 @@ def test_every_xlmr_language_has_a_check():
         (SWAHILI, "en", False),
         ("प्रकाश संश्लेषण वह प्रक्रिया है जिसके द्वारा हरे पौधे सूर्य के प्रकाश से शर्करा बनाते हैं।", "hi", True),
         ("प्रकाश संश्लेषण वह प्रक्रिया है जिसके द्वारा हरे पौधे सूर्य के प्रकाश से शर्करा बनाते हैं।", "hi-rom", False),
-        ("Prakash sanshleshan woh prakriya hai jisme hare paudhe suraj ki roshni se shakkar banate hain.", "hi-rom", True),
+        (
+            "Prakash sanshleshan woh prakriya hai jisme hare paudhe suraj ki roshni se shakkar banate hain.",
+            "hi-rom",
+            True,
+        ),
         (ENGLISH_DOC, "hi-rom", False),
         ("פאָטאָסינטעז איז דער פּראָצעס דורך וועלכן גרינע פֿלאַנצן נוצן די זונשייַן צו מאַכן צוקער.", "yi", True),
         ("光合作用是绿色植物利用阳光把水和二氧化碳转化为糖的过程。", "zh-Hant", True),
         ("光合成とは、緑色植物が太陽の光を使って水と二酸化炭素から糖を作る過程です。", "ja", True),
-        ("Fotosintesis adalah proses ketika tumbuhan hijau menggunakan cahaya matahari untuk membuat gula.", "ms", True),
+        (
+            "Fotosintesis adalah proses ketika tumbuhan hijau menggunakan cahaya matahari untuk membuat gula.",
+            "ms",
+            True,
+        ),
         ("12345 67", "en", False),
     ],
 )

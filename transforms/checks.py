@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from typing import Optional
 
 from transforms import recipe
 from transforms.dedup import jaccard, shingles
@@ -60,7 +59,7 @@ class CheckSettings:
     same_threshold: float = 0.9
 
 
-def count_words(text: str, language: str) -> Optional[int]:
+def count_words(text: str, language: str) -> int | None:
     """Whitespace-separated tokens that contain a letter or digit; None for languages written without spaces."""
     if language in NO_SPACE_LANGUAGES:
         return None
@@ -104,7 +103,7 @@ def _contains(haystack: str, needle: str) -> bool:
 def check_names(task_type: recipe.TaskType) -> tuple[str, ...]:
     """Every light-check name that applies to rows of ``task_type``, in a fixed order."""
     names = [f"language:{key}" for key in task_type.output_keys]
-    for attribute, roles in _LENGTH_RULES.get(task_type.name, ()):
+    for _attribute, roles in _LENGTH_RULES.get(task_type.name, ()):
         names += [f"length:{task_type.role(role)}" for role in roles]
     for needle, haystack, _ in _COPY_RULES.get(task_type.name, ()):
         names.append(f"copied:{task_type.role(needle)}->{task_type.role(haystack)}")
@@ -140,7 +139,9 @@ def check_row(row: dict, detector, settings: CheckSettings) -> tuple[list[str], 
     for needle_role, haystack_role, min_words in _COPY_RULES.get(task_type.name, ()):
         needle, haystack = task_type.role(needle_role), task_type.role(haystack_role)
         short = len(row[needle].split()) < min_words
-        copied = _normalize(row[needle]) == _normalize(row[haystack]) if short else _contains(row[haystack], row[needle])
+        copied = (
+            _normalize(row[needle]) == _normalize(row[haystack]) if short else _contains(row[haystack], row[needle])
+        )
         results.append((f"copied:{needle}->{haystack}", not copied))
     keys = task_type.output_keys
     for i, a in enumerate(keys):

@@ -99,7 +99,11 @@ class _Fingerprint(beam.DoFn):
             self._empty.inc()
             return
         minhash = MinHash(
-            num_perm=self._num_perm, hashfunc=int, permutations=self._template.permutations, seed=self._seed
+            num_perm=self._num_perm,
+            hashfunc=int,
+            permutations=self._template.permutations,
+            seed=self._seed,
+            scheme=self._template.scheme,
         )
         minhash.update_batch(grams.tolist())
         signature = minhash.hashvalues.astype(np.uint64)
@@ -144,7 +148,8 @@ class NearDuplicates(beam.PTransform):
     def expand(self, items):
         return (
             items
-            | "Fingerprint" >> beam.ParDo(_Fingerprint(self._ngram, self._num_perm, self._bands, self._rows, self._seed))
+            | "Fingerprint"
+            >> beam.ParDo(_Fingerprint(self._ngram, self._num_perm, self._bands, self._rows, self._seed))
             | "GroupByBand" >> beam.GroupByKey()
             | "CompareInBand" >> beam.FlatMap(_compare_in_band, self._threshold, self._max_comparisons)
             | "EarliestDuplicateOf" >> beam.CombinePerKey(min)
@@ -186,4 +191,3 @@ class SplitNearDuplicates(beam.PTransform):
             | "Split" >> beam.FlatMap(_split, self._counter).with_outputs("duplicates", main="kept")
         )
         return {"kept": split.kept, "duplicates": split.duplicates}
-

@@ -7,7 +7,6 @@ import importlib.util
 import logging
 import os
 import unicodedata
-from typing import Optional
 
 from transforms import recipe
 
@@ -93,14 +92,14 @@ def detector_labels(code: str) -> frozenset:
 
 
 @functools.lru_cache(maxsize=8192)
-def _script_of(char: str) -> Optional[str]:
+def _script_of(char: str) -> str | None:
     try:
         return unicodedata.name(char).split(" ", 1)[0]
     except ValueError:
         return None
 
 
-def dominant_script(text: str) -> tuple[Optional[str], float, int]:
+def dominant_script(text: str) -> tuple[str | None, float, int]:
     """(most frequent writing system among the letters, its share of letters, number of letters)."""
     counts: dict[str, int] = {}
     letters = 0
