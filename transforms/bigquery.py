@@ -1,0 +1,124 @@
+"""WriteExamplesToBigQuery and WriteDeadLettersToBigQuery: one table per category plus dead_letter, by file loads."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+
+import apache_beam as beam
+from apache_beam.io.gcp.bigquery import BigQueryDisposition, WriteToBigQuery
+
+from transforms import recipe
+from transforms.records import DEAD_LETTER, bigquery_schema, dead_letter_fields, dead_letter_row, example_fields
+
+__all__ = ["BigQueryTarget", "WriteExamplesToBigQuery", "WriteDeadLettersToBigQuery", "table_name"]
+
+_LOGGER = logging.getLogger(__name__)
+
+_PROJECT = re.compile(r"^(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")  # optional domain, 6-30 characters
+_DATASET = re.compile(r"^\w{1,1024}$")
+
+
+def table_name(name: str) -> str:
+    """The BigQuery table of a category or of the dead letters: ``text-retrieval`` -> ``text_retrieval``."""
+    return name.replace("-", "_")
+
+
+@dataclasses.dataclass(frozen=True)
+class BigQueryTarget:
+    """Where and how rows are loaded.
+
+    Attributes:
+        project: Project of the dataset.
+        dataset: Dataset that holds (or will hold) the tables.
+        run_date: ``YYYY-MM-DD``: tables are partitioned by day and rows go to this day's partition.
+        overwrite: Replace the table (or, with ``run_date``, that day's partition) instead of appending.
+    """
+
+    project: str
+    dataset: str
+    run_date: str | None = None
+    overwrite: bool = False
+
+    @classmethod
+    def parse(cls, spec: str, default_project: str | None, run_date: str | None = None, overwrite: bool = False):
+        """``PROJECT:DATASET`` (or ``DATASET`` with ``default_project``); ValueError says what is wrong."""
+        project, colon, dataset = spec.rpartition(":") if ":" in spec else (default_project, "", spec)
+        if not project:
+            raise ValueError(f"{spec!r} names no project; give PROJECT:DATASET, or pass --project")
+        if not _PROJECT.match(project):
+            raise ValueError(f"{project!r} is not a Google Cloud project id (6-30 lower-case letters, digits, hyphens)")
+        if not _DATASET.match(dataset):
+            raise ValueError(f"{dataset!r} is not a dataset name (letters, digits and underscores)")
+        return cls(project, dataset, run_date, overwrite)
+
+    def table(self, name: str) -> str:
+        """The table spec of a category or dead_letter, with the day's partition decorator when partitioned."""
+        spec = f"{self.project}:{self.dataset}.{table_name(name)}"
+        return spec + "$" + self.run_date.replace("-", "") if self.run_date else spec
+
+    @property
+    def write_disposition(self) -> str:
+        return BigQueryDisposition.WRITE_TRUNCATE if self.overwrite else BigQueryDisposition.WRITE_APPEND
+
+    @property
+    def table_parameters(self) -> dict:
+        """Parameters of tables created by the load: daily partitions when rows carry a run date."""
+        return {"timePartitioning": {"type": "DAY"}} if self.run_date else {}
+
+    def write(self, name: str, schema: dict) -> WriteToBigQuery:
+        """The WriteToBigQuery of one table: batch file loads, created from ``schema`` if missing."""
+        return WriteToBigQuery(
+            self.table(name),
+            schema=schema,
+            method=WriteToBigQuery.Method.FILE_LOADS,
+            create_disposition=BigQueryDisposition.CREATE_IF_NEEDED,
+            write_disposition=self.write_disposition,
+            additional_bq_parameters=self.table_parameters,
+        )
+
+
+class _OfCategory:
+    """Picklable filter: rows of one category."""
+
+    def __init__(self, category: str):
+        self._category = category
+
+    def __call__(self, row: dict) -> bool:
+        return row["category"] == self._category
+
+
+class WriteExamplesToBigQuery(beam.PTransform):
+    """Rows -> one BigQuery table per category, its schema derived from the same field list as the Avro schema."""
+
+    def __init__(self, target: BigQueryTarget, categories):
+        super().__init__()
+        self._target = target
+        self._categories = tuple(categories)
+
+    def expand(self, rows):
+        results = {}
+        for category in self._categories:
+            schema = bigquery_schema(example_fields(recipe.get_task_type(category)))
+            results[category] = (
+                rows
+                | f"Only[{category}]" >> beam.Filter(_OfCategory(category))
+                | f"Load[{category}]" >> self._target.write(category, schema)
+            )
+        return results
+
+
+class WriteDeadLettersToBigQuery(beam.PTransform):
+    """DeadLetters -> the dead_letter BigQuery table."""
+
+    def __init__(self, target: BigQueryTarget):
+        super().__init__()
+        self._target = target
+
+    def expand(self, dead):
+        return (
+            dead
+            | "ToRows" >> beam.Map(dead_letter_row)
+            | "Load" >> self._target.write(DEAD_LETTER, bigquery_schema(dead_letter_fields()))
+        )
