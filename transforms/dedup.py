@@ -67,12 +67,14 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     return common / (len(a) + len(b) - common)
 
 
-def band_layout(threshold: float, num_perm: int) -> tuple[int, int]:
-    """(bands, rows per band) for a Jaccard ``threshold``, weighted towards recall (candidates are verified)."""
-    from datasketch import MinHashLSH
-
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=(0.2, 0.8))
-    return lsh.b, lsh.r
+def band_layout(threshold: float, num_perm: int, recall: float = 0.99) -> tuple[int, int]:
+    """(bands, rows per band): the fewest bands that make a pair at exactly ``threshold`` a candidate with
+    probability >= ``recall`` (candidates are verified exactly, so extra candidates cost time, not accuracy)."""
+    for rows in range(num_perm, 0, -1):
+        bands = num_perm // rows
+        if 1.0 - (1.0 - threshold**rows) ** bands >= recall:
+            return bands, rows
+    return num_perm, 1
 
 
 class _Fingerprint(beam.DoFn):

@@ -62,6 +62,10 @@ class QualityConfig:
     mined_negative_ceiling: float = 0.95
     seed: int = 42
 
+    def __post_init__(self):
+        if self.filter not in FILTERS:
+            raise ValueError(f"quality filter must be one of {FILTERS}, got {self.filter!r}")
+
     @property
     def settings(self) -> CheckSettings:
         return CheckSettings(word_count_tolerance=self.word_count_tolerance)
