@@ -36,11 +36,16 @@ class ConfigError(ValueError):
     """A flag value that cannot run; the message names the flag and the allowed values."""
 
 
-class ExportOptions(PipelineOptions):
-    """Flags of the export job. Beam's own flags (--runner, --project, ...) pass through."""
+class ExportOptions:
+    """Flags of the export job. Beam's own flags (--runner, --project, ...) pass through.
+
+    Not a PipelineOptions subclass: Beam adds the flags of every PipelineOptions subclass in the process to one
+    parser, so --categories or --bigquery-dataset declared here and in GenerateOptions would collide as soon as both
+    modules are imported (the CLI, tests, a notebook).
+    """
 
     @classmethod
-    def _add_argparse_args(cls, parser):
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         source = parser.add_argument_group("input (exactly one)")
         source.add_argument(
             "--input",
@@ -125,7 +130,7 @@ def _parser() -> argparse.ArgumentParser:
         ),
         allow_abbrev=False,
     )
-    ExportOptions._add_argparse_args(parser)
+    ExportOptions.add_arguments(parser)
     return parser
 
 
