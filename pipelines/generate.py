@@ -14,11 +14,14 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import summary
 from pipelines.options import ConfigError, GenerationConfig, check_beam_flags, parse_args, to_config
+from transforms.bigquery import WriteDeadLettersToBigQuery, WriteExamplesToBigQuery
 from transforms.brainstorm import BrainstormTasks
 from transforms.inference import CallModel
 from transforms.models import make_handler
 from transforms.prompts import RenderPrompts
+from transforms.quality import CheckQuality, quality_summary, rejected_outputs, rejected_prefix
 from transforms.records import example_row
+from transforms.resume import DropFinished, ReadFinishedIds, ReadJournal, delete_journal, has_journal
 from transforms.sampling import SampleAttributes, generation_elements, symmetric_elements
 from transforms.sinks import WriteDeadLetters, WriteExamples, delete_outputs, existing_outputs
 
@@ -71,6 +74,13 @@ def build_pipeline(p: beam.Pipeline, config: GenerationConfig, handler=None) -> 
     seed = config.seed
     element_sets = []
     dead_sets = []
+    logged = finished = None
+    if config.resume:
+        if has_journal(config.output):
+            logged = p | "ReadJournal" >> ReadJournal(config.output)
+        earlier = existing_outputs(config.output) + rejected_outputs(config.output)
+        if earlier:
+            finished = p | "ReadFinishedIds" >> ReadFinishedIds(earlier)
     if config.brainstorm_categories:
         tasks, brainstorm_dead = p | "BrainstormTasks" >> BrainstormTasks(
             config.brainstorm_categories,
@@ -79,6 +89,10 @@ def build_pipeline(p: beam.Pipeline, config: GenerationConfig, handler=None) -> 
             seed,
             handler,
             config.max_parse_retries,
+            journal=config.output,
+            logged=logged,
+            finished=finished,
+            near_dup_threshold=config.quality.task_dedup_threshold,
         )
         dead_sets.append(brainstorm_dead)
         element_sets.append(
@@ -92,19 +106,26 @@ def build_pipeline(p: beam.Pipeline, config: GenerationConfig, handler=None) -> 
             | "SymmetricTypes" >> beam.Create([(c, config.examples_per_symmetric_type) for c in config.symmetric_categories])
             | "SymmetricElements" >> beam.FlatMapTuple(lambda category, count: symmetric_elements(category, count, seed))
         )
+    elements = element_sets | "AllElements" >> beam.Flatten()
+    if finished is not None:
+        elements = elements | "DropFinished" >> DropFinished(finished)
     parsed, dead = (
-        element_sets
-        | "AllElements" >> beam.Flatten()
+        elements
         | "SampleAttributes" >> SampleAttributes(config.sampling)
         | "RenderPrompts" >> RenderPrompts(seed)
-        | "GenerateExamples" >> CallModel(handler, seed, config.max_parse_retries)
+        | "GenerateExamples" >> CallModel(handler, seed, config.max_parse_retries, config.output, logged)
     )
     dead_sets.append(dead)
-    rows = parsed | "ToRows" >> beam.ParDo(_ToRow(seed))
+    checked = parsed | "ToRows" >> beam.ParDo(_ToRow(seed)) | "CheckQuality" >> CheckQuality(config.quality)
+    rows = checked["rows"]
+    checked["rejected"] | "WriteRejected" >> WriteExamples(rejected_prefix(config.output), config.categories, config.run_id)
     all_dead = dead_sets | "AllDeadLetters" >> beam.Flatten()
-    writes = rows | "WriteExamples" >> WriteExamples(config.output, config.categories)
-    all_dead | "WriteDeadLetters" >> WriteDeadLetters(config.output)
-    return {"rows": rows, "dead": all_dead, "writes": writes}
+    writes = rows | "WriteExamples" >> WriteExamples(config.output, config.categories, config.run_id)
+    all_dead | "WriteDeadLetters" >> WriteDeadLetters(config.output, config.run_id)
+    if config.bigquery is not None:
+        rows | "WriteExamplesToBigQuery" >> WriteExamplesToBigQuery(config.bigquery, config.categories)
+        all_dead | "WriteDeadLettersToBigQuery" >> WriteDeadLettersToBigQuery(config.bigquery)
+    return {"rows": rows, "dead": all_dead, "writes": writes, "rejected": checked["rejected"]}
 
 
 def _prepare_output(config: GenerationConfig) -> None:
@@ -112,11 +133,13 @@ def _prepare_output(config: GenerationConfig) -> None:
     from apache_beam.io.filesystems import FileSystems
 
     try:
-        earlier = existing_outputs(config.output)
-        if earlier and not config.overwrite:
+        earlier = existing_outputs(config.output) + rejected_outputs(config.output)
+        journal = has_journal(config.output)
+        if (earlier or journal) and not (config.overwrite or config.resume):
+            what = f"{len(earlier)} Avro file(s)" if earlier else "the reply journal of an interrupted run"
             raise ConfigError(
-                f"--output {config.output} already holds {len(earlier)} Avro file(s) of an earlier run; "
-                "pass --overwrite to replace them, or choose another --output"
+                f"--output {config.output} already holds {what} of an earlier run; pass --resume to finish or "
+                "extend that run, --overwrite to replace it, or choose another --output"
             )
         if not FileSystems.exists(config.output):
             FileSystems.mkdirs(config.output)
@@ -125,8 +148,11 @@ def _prepare_output(config: GenerationConfig) -> None:
                 pass
     except (OSError, IOError) as err:
         raise ConfigError(f"--output {config.output} is not a writable directory: {err}") from None
-    if earlier:
-        _LOGGER.info("--overwrite: deleted %d file(s) of an earlier run", delete_outputs(config.output))
+    if config.overwrite and (earlier or journal):
+        deleted = delete_outputs(config.output) + delete_journal(config.output)
+        if rejected_outputs(config.output):
+            FileSystems.delete(rejected_outputs(config.output))
+        _LOGGER.info("--overwrite: deleted %d file(s) of an earlier run", deleted)
 
 
 def run(argv: Optional[Sequence[str]] = None, handler=None) -> int:
@@ -147,6 +173,7 @@ def run(argv: Optional[Sequence[str]] = None, handler=None) -> int:
     result.wait_until_finish()
     report = summary.from_metrics(result, config, time.monotonic() - started)
     print(summary.format_summary(report))
+    print(quality_summary(result, config.output))
     return 0 if report.balanced else 1
 
 

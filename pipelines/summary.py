@@ -16,12 +16,14 @@ class RunReport:
 
     requested: dict
     written: dict
+    skipped: dict
     dead: dict  # (stage, category, reason) -> count
     rows_by_language: dict  # (category, language) -> count
     brainstorm_calls: int
     tasks_returned: int
     parse_retries: int
     tokens: dict
+    journal_reused: int
     model_seconds: float
     wall_seconds: float
 
@@ -54,13 +56,15 @@ def from_metrics(pipeline_result, config, wall_seconds: float) -> RunReport:
         if result.key.metric.name == "inference_batch_latency_micro_secs":
             value = result.committed if result.committed is not None else result.attempted
             model_micros += value.sum if value else 0
-    requested, written, dead, by_language = {}, {}, {}, {}
+    requested, written, skipped, dead, by_language = {}, {}, {}, {}, {}
     for name, value in counters.items():
         parts = name.split("/")
         if parts[0] == "requested":
             requested[parts[1]] = value
         elif parts[0] == "written":
             written[parts[1]] = value
+        elif parts[0] == "skipped":
+            skipped[parts[1]] = value
         elif parts[0] == "dead_letter":
             dead[(parts[1], parts[2], parts[3])] = value
         elif parts[0] == "rows_by_language":
@@ -68,12 +72,14 @@ def from_metrics(pipeline_result, config, wall_seconds: float) -> RunReport:
     return RunReport(
         requested=requested,
         written=written,
+        skipped=skipped,
         dead=dead,
         rows_by_language=by_language,
         brainstorm_calls=len(config.brainstorm_categories) * config.brainstorm_rounds,
         tasks_returned=counters["brainstorm/tasks_returned"],
         parse_retries=counters["parse_retries"],
         tokens={k: counters[f"tokens/{k}"] for k in ("prompt", "completion", "brainstorm")},
+        journal_reused=counters["journal/reused"],
         model_seconds=model_micros / 1e6,
         wall_seconds=wall_seconds,
     )
@@ -106,6 +112,11 @@ def format_summary(report: RunReport) -> str:
         for (s, c, reason), n in sorted(report.dead.items()):
             lines.append(f"  {s:<11}{c:<22}{reason:<16}{n:>6}")
     lines.append(f"parse retries: {report.parse_retries}")
+    if report.skipped or report.journal_reused:
+        lines.append(
+            f"resume: {sum(report.skipped.values())} element(s) already finished under --output were skipped; "
+            f"{report.journal_reused} logged repl(ies) reused without a model call"
+        )
     t = report.tokens
     lines.append(f"tokens: {t['prompt']} prompt + {t['completion']} completion in rows, {t['brainstorm']} in brainstorm calls")
     lines.append(f"time: {report.wall_seconds:.1f} s wall, {report.model_seconds:.1f} s in model calls")

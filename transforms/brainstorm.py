@@ -9,11 +9,20 @@ import re
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from transforms.dedup import DedupItem, SplitNearDuplicates
 from transforms.elements import STAGE_BRAINSTORM, Element, stable_id
 from transforms.inference import CallModel
 from transforms.prompts import RenderPrompts
+from transforms.resume import DropFinished
 
-__all__ = ["BrainstormTasks", "DedupTasks", "CapPerCategory", "brainstorm_elements", "normalize_task"]
+__all__ = [
+    "BrainstormTasks",
+    "DedupTasks",
+    "DropNearDuplicateTasks",
+    "CapPerCategory",
+    "brainstorm_elements",
+    "normalize_task",
+]
 
 _SPACE = re.compile(r"\s+")
 
@@ -76,11 +85,40 @@ class CapPerCategory(beam.PTransform):
         )
 
 
+class DropNearDuplicateTasks(beam.PTransform):
+    """(category, task) -> (category, task) minus near-duplicates within a category (MinHash/LSH, see dedup.py).
+
+    Of near-duplicate tasks (word-bigram Jaccard >= ``threshold``) the one with the lowest seeded rank is kept,
+    the same order CapPerCategory uses, so the outcome never depends on arrival order.
+    """
+
+    def __init__(self, threshold: float, run_seed: int):
+        super().__init__()
+        self._threshold = threshold
+        self._run_seed = run_seed
+
+    def expand(self, pairs):
+        rank = functools.partial(_rank, self._run_seed)
+        split = (
+            pairs
+            | "ToDedupItems" >> beam.Map(lambda pair: DedupItem(rank(pair), pair[0], pair[1], pair))
+            | "SplitNearDuplicates" >> SplitNearDuplicates(self._threshold, ngram=2, counter="brainstorm/near_duplicates")
+        )
+        return split["kept"]
+
+
 class BrainstormTasks(beam.PTransform):
     """PBegin -> (tasks as (category, task) pairs, brainstorm dead letters)."""
 
-    def __init__(self, categories, rounds: int, cap: int, run_seed: int, handler, max_retries: int):
+    def __init__(
+        self, categories, rounds: int, cap: int, run_seed: int, handler, max_retries: int,
+        journal=None, logged=None, finished=None, near_dup_threshold: float = 0.7,
+    ):
         super().__init__()
+        self._near_dup_threshold = near_dup_threshold
+        self._journal = journal
+        self._logged = logged
+        self._finished = finished
         self._categories = tuple(categories)
         self._rounds = rounds
         self._cap = cap
@@ -89,16 +127,20 @@ class BrainstormTasks(beam.PTransform):
         self._max_retries = max_retries
 
     def expand(self, pbegin):
-        requests = (
-            pbegin
-            | "CreateBrainstormCalls" >> beam.Create(brainstorm_elements(self._categories, self._rounds, self._run_seed))
-            | "RenderBrainstormPrompts" >> RenderPrompts(self._run_seed)
+        calls = pbegin | "CreateBrainstormCalls" >> beam.Create(
+            brainstorm_elements(self._categories, self._rounds, self._run_seed)
         )
-        parsed, dead = requests | "AskForTasks" >> CallModel(self._handler, self._run_seed, self._max_retries)
+        if self._finished is not None:  # --resume: a call dead-lettered by the earlier run stays dead-lettered
+            calls = calls | "DropFinished" >> DropFinished(self._finished)
+        requests = calls | "RenderBrainstormPrompts" >> RenderPrompts(self._run_seed)
+        parsed, dead = requests | "AskForTasks" >> CallModel(
+            self._handler, self._run_seed, self._max_retries, self._journal, self._logged
+        )
         tasks = (
             parsed
             | "OneTaskPerElement" >> beam.FlatMap(_flatten)
             | "DedupTasks" >> DedupTasks()
+            | "DropNearDuplicateTasks" >> DropNearDuplicateTasks(self._near_dup_threshold, self._run_seed)
             | "CapPerCategory" >> CapPerCategory(self._cap, self._run_seed)
         )
         return tasks, dead

@@ -2,29 +2,57 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import apache_beam as beam
-from apache_beam.ml.inference.base import ModelHandler, RunInference
+from apache_beam.metrics import Metrics
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
 from transforms.parse import ParseAndValidate
+from transforms.resume import WriteJournal, journal_key
 
 __all__ = ["CallModel"]
 
 
+class _SplitByJournal(beam.DoFn):
+    MISS = "miss"
+
+    def process(self, keyed):
+        _, group = keyed
+        logged = list(group["logged"])
+        for request in group["request"]:
+            if logged:
+                Metrics.counter("embedgen", "journal/reused").inc()
+                yield PredictionResult(request, logged[0], logged[0].model)
+            else:
+                yield beam.pvalue.TaggedOutput(self.MISS, request)
+
+
 class _Attempt(beam.PTransform):
-    def __init__(self, handler: ModelHandler, run_seed: int, max_retries: int):
+    def __init__(self, handler: ModelHandler, run_seed: int, max_retries: int, journal: Optional[str], logged):
         super().__init__()
         self._handler = handler
         self._run_seed = run_seed
         self._max_retries = max_retries
+        self._journal = journal
+        self._logged = logged
 
     def expand(self, requests):
-        return (
-            requests
-            # Break fusion so that model calls spread over all workers, whatever produced the requests.
-            | "Reshuffle" >> beam.Reshuffle()
-            | "RunInference" >> RunInference(self._handler)
-            | "ParseAndValidate" >> ParseAndValidate(self._run_seed, self._max_retries)
-        )
+        replayed = []
+        if self._logged is not None:
+            split = (
+                {"request": requests | "KeyRequests" >> beam.Map(lambda r: (journal_key(r), r)), "logged": self._logged}
+                | "MatchJournal" >> beam.CoGroupByKey()
+                | "SplitByJournal" >> beam.ParDo(_SplitByJournal()).with_outputs(_SplitByJournal.MISS, main="hit")
+            )
+            replayed, requests = [split.hit], split[_SplitByJournal.MISS]
+        # Break fusion so that model calls spread over all workers, whatever produced the requests.
+        results = requests | "Reshuffle" >> beam.Reshuffle() | "RunInference" >> RunInference(self._handler)
+        if self._journal is not None:
+            results = results | "WriteJournal" >> WriteJournal(self._journal)
+        if replayed:
+            results = [results, *replayed] | "WithReplayed" >> beam.Flatten()
+        return results | "ParseAndValidate" >> ParseAndValidate(self._run_seed, self._max_retries)
 
 
 class CallModel(beam.PTransform):
@@ -34,20 +62,30 @@ class CallModel(beam.PTransform):
     fails to parse is asked again, with a seed derived from the attempt number, at most
     ``max_retries`` times. ``parsed`` holds ``(request, completion, value)``; ``dead`` holds
     DeadLetters carrying every attempt's reason.
+
+    Args:
+        handler: The RunInference ModelHandler.
+        run_seed: The run seed (re-asks derive their sampling seed from it).
+        max_retries: Re-asks after the first attempt.
+        journal: Output directory whose ``_journal/`` logs every reply as it arrives, or None.
+        logged: ``(journal key, Completion)`` pairs of an earlier run; a request found there is
+            answered from the log instead of calling the model (used by ``--resume``).
     """
 
-    def __init__(self, handler: ModelHandler, run_seed: int, max_retries: int):
+    def __init__(self, handler: ModelHandler, run_seed: int, max_retries: int, journal=None, logged=None):
         super().__init__()
         self._handler = handler
         self._run_seed = run_seed
         self._max_retries = max_retries
+        self._journal = journal
+        self._logged = logged
 
     def expand(self, requests):
         parsed_parts, dead_parts = [], []
         pending = requests
         for attempt in range(self._max_retries + 1):
             parsed, pending, dead = pending | f"Attempt{attempt}" >> _Attempt(
-                self._handler, self._run_seed, self._max_retries
+                self._handler, self._run_seed, self._max_retries, self._journal, self._logged
             )
             parsed_parts.append(parsed)
             dead_parts.append(dead)

@@ -16,9 +16,9 @@ __all__ = ["WriteExamples", "WriteDeadLetters", "output_prefix", "existing_outpu
 _LOGGER = logging.getLogger(__name__)
 
 
-def output_prefix(output: str, table: str) -> str:
-    """Shard prefix of one table: ``<output>/<table>/part``."""
-    return FileSystems.join(output, table, "part")
+def output_prefix(output: str, table: str, run_id: str) -> str:
+    """Shard prefix of one table: ``<output>/<table>/part-<run id>`` (a resumed run adds files, never replaces)."""
+    return FileSystems.join(output, table, f"part-{run_id}")
 
 
 def existing_outputs(output: str) -> list[str]:
@@ -50,10 +50,11 @@ class _ByCategory:
 class WriteExamples(beam.PTransform):
     """Rows -> one Avro table per category, each with the schema derived from its declaration."""
 
-    def __init__(self, output: str, categories):
+    def __init__(self, output: str, categories, run_id: str):
         super().__init__()
         self._output = output
         self._categories = tuple(categories)
+        self._run_id = run_id
 
     def expand(self, rows):
         parts = rows | "SplitByCategory" >> beam.Partition(_ByCategory(self._categories), len(self._categories))
@@ -61,7 +62,7 @@ class WriteExamples(beam.PTransform):
         for index, category in enumerate(self._categories):
             task_type = recipe.get_task_type(category)
             results[category] = parts[index] | f"Write[{category}]" >> WriteToAvro(
-                output_prefix(self._output, category),
+                output_prefix(self._output, category, self._run_id),
                 schema=avro_schema(category, example_fields(task_type)),
                 file_name_suffix=".avro",
             )
@@ -71,16 +72,17 @@ class WriteExamples(beam.PTransform):
 class WriteDeadLetters(beam.PTransform):
     """DeadLetters -> the dead_letter Avro table."""
 
-    def __init__(self, output: str):
+    def __init__(self, output: str, run_id: str):
         super().__init__()
         self._output = output
+        self._run_id = run_id
 
     def expand(self, dead):
         return (
             dead
             | "ToRows" >> beam.Map(dead_letter_row)
             | "Write" >> WriteToAvro(
-                output_prefix(self._output, DEAD_LETTER),
+                output_prefix(self._output, DEAD_LETTER, self._run_id),
                 schema=avro_schema(DEAD_LETTER, dead_letter_fields()),
                 file_name_suffix=".avro",
             )
