@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import logging
 import sys
 from collections.abc import Sequence
@@ -27,7 +28,17 @@ from transforms.export import (
     avro_pattern,
 )
 
-__all__ = ["ExportOptions", "ExportConfig", "ConfigError", "parse_args", "to_config", "build_pipeline", "run", "main"]
+__all__ = [
+    "ExportOptions",
+    "ExportConfig",
+    "ConfigError",
+    "parse_args",
+    "check_beam_flags",
+    "to_config",
+    "build_pipeline",
+    "run",
+    "main",
+]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -137,6 +148,33 @@ def _parser() -> argparse.ArgumentParser:
 def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
     """Our flags and the rest (Beam's). argparse exits 2 on a bad choice, naming the flag and the choices."""
     return _parser().parse_known_args(argv)
+
+
+def check_beam_flags(beam_args: Sequence[str]) -> None:
+    """Refuse flags that are neither ours nor a Beam pipeline option (Beam itself only warns and drops them)."""
+    parser = argparse.ArgumentParser(allow_abbrev=False, add_help=False)
+    pending = [PipelineOptions]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if "_add_argparse_args" in vars(cls) and not cls.__module__.startswith(("pipelines.", "transforms.")):
+            try:
+                cls._add_argparse_args(parser)
+            except argparse.ArgumentError:
+                pass  # an option registered by two classes
+    _, unknown = parser.parse_known_args(list(beam_args))
+    flags = [a for a in unknown if a.startswith("--")]
+    if flags:
+        ours = [o for a in _parser()._actions for o in a.option_strings]
+        hints = []
+        for flag in flags:
+            close = difflib.get_close_matches(flag.split("=")[0], ours, n=1)
+            hints.append(f"{flag} (did you mean {close[0]}?)" if close else flag)
+        raise ConfigError(
+            f"unknown flag(s): {', '.join(hints)}; see 'embedgen export --help' (Beam's pipeline flags are accepted too)"
+        )
+    if unknown:
+        raise ConfigError(f"unexpected argument(s): {' '.join(unknown)}")
 
 
 def _files(pattern: str) -> list[str]:
@@ -298,6 +336,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     """Parse flags, validate, run the export, print the counts. Returns the process exit code."""
     args, beam_args = parse_args(argv)
     try:
+        check_beam_flags(beam_args)
         config = to_config(args)
     except ConfigError as err:
         print(f"embedgen export: error: {err}", file=sys.stderr)

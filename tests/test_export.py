@@ -274,6 +274,7 @@ def test_bigquery_input_reads_one_table_per_category(tmp_path):
         (["--input", "{input}", "--out", "{out}", "--format", "csv"], "--format"),
         (["--input", "{input}", "--out", "{out}", "--balance", "task"], "--balance"),
         (["--bigquery-dataset", "just_a_dataset", "--out", "{out}"], "--bigquery-dataset"),
+        (["--input", "{input}", "--out", "{out}", "--validaton-fraction", "0.2"], "did you mean --validation-fraction"),
     ],
 )
 def test_bad_flags_fail_before_running_and_name_the_flag(tmp_path, capsys, argv, must_say):
