@@ -21,6 +21,7 @@ __all__ = [
     "quality_summary",
     "REJECTED",
     "FILTERS",
+    "DUPLICATE",
     "rejected_prefix",
     "rejected_outputs",
 ]
