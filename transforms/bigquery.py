@@ -7,7 +7,6 @@ import logging
 import re
 
 import apache_beam as beam
-from apache_beam.io.gcp.bigquery import BigQueryDisposition, WriteToBigQuery
 
 from transforms import recipe
 from transforms.records import DEAD_LETTER, bigquery_schema, dead_letter_fields, dead_letter_row, example_fields
@@ -60,17 +59,23 @@ class BigQueryTarget:
 
     @property
     def write_disposition(self) -> str:
-        return BigQueryDisposition.WRITE_TRUNCATE if self.overwrite else BigQueryDisposition.WRITE_APPEND
+        """``WRITE_TRUNCATE`` with ``overwrite`` (BigQueryDisposition's values), else ``WRITE_APPEND``."""
+        return "WRITE_TRUNCATE" if self.overwrite else "WRITE_APPEND"
 
     @property
     def table_parameters(self) -> dict:
         """Parameters of tables created by the load: daily partitions when rows carry a run date."""
         return {"timePartitioning": {"type": "DAY"}} if self.run_date else {}
 
-    def write(self, name: str, schema: dict) -> WriteToBigQuery:
-        """The WriteToBigQuery of one table: batch file loads, created from ``schema`` if missing."""
+    def write(self, table, schema) -> beam.PTransform:
+        """A WriteToBigQuery by batch file loads, tables created from ``schema`` if missing.
+
+        ``table`` and ``schema`` are a table spec and its schema, or functions (row -> spec, spec -> schema).
+        """
+        from apache_beam.io.gcp.bigquery import BigQueryDisposition, WriteToBigQuery  # needs apache-beam[gcp]
+
         return WriteToBigQuery(
-            self.table(name),
+            table,
             schema=schema,
             method=WriteToBigQuery.Method.FILE_LOADS,
             create_disposition=BigQueryDisposition.CREATE_IF_NEEDED,
@@ -79,18 +84,32 @@ class BigQueryTarget:
         )
 
 
-class _OfCategory:
-    """Picklable filter: rows of one category."""
+class _TableOfRow:
+    """Picklable: the table spec of an example row (its category's table)."""
 
-    def __init__(self, category: str):
-        self._category = category
+    def __init__(self, target: BigQueryTarget):
+        self._target = target
 
-    def __call__(self, row: dict) -> bool:
-        return row["category"] == self._category
+    def __call__(self, row: dict) -> str:
+        return self._target.table(row["category"])
+
+
+class _SchemaOfTable:
+    """Picklable: the schema of a category table, from its spec (``project:dataset.table[$partition]``)."""
+
+    def __init__(self, categories):
+        self._schemas = {table_name(c): bigquery_schema(example_fields(recipe.get_task_type(c))) for c in categories}
+
+    def __call__(self, destination) -> dict:
+        table = getattr(destination, "tableId", None) or str(destination).rsplit(".", 1)[-1]
+        return self._schemas[table.split("$")[0]]
 
 
 class WriteExamplesToBigQuery(beam.PTransform):
-    """Rows -> one BigQuery table per category, its schema derived from the same field list as the Avro schema."""
+    """Rows -> one BigQuery table per category, its schema derived from the same field list as the Avro schema.
+
+    One WriteToBigQuery with a table per row's category (building the file-load graph once, not per category).
+    """
 
     def __init__(self, target: BigQueryTarget, categories):
         super().__init__()
@@ -98,15 +117,7 @@ class WriteExamplesToBigQuery(beam.PTransform):
         self._categories = tuple(categories)
 
     def expand(self, rows):
-        results = {}
-        for category in self._categories:
-            schema = bigquery_schema(example_fields(recipe.get_task_type(category)))
-            results[category] = (
-                rows
-                | f"Only[{category}]" >> beam.Filter(_OfCategory(category))
-                | f"Load[{category}]" >> self._target.write(category, schema)
-            )
-        return results
+        return rows | "Load" >> self._target.write(_TableOfRow(self._target), _SchemaOfTable(self._categories))
 
 
 class WriteDeadLettersToBigQuery(beam.PTransform):
@@ -120,5 +131,5 @@ class WriteDeadLettersToBigQuery(beam.PTransform):
         return (
             dead
             | "ToRows" >> beam.Map(dead_letter_row)
-            | "Load" >> self._target.write(DEAD_LETTER, bigquery_schema(dead_letter_fields()))
+            | "Load" >> self._target.write(self._target.table(DEAD_LETTER), bigquery_schema(dead_letter_fields()))
         )

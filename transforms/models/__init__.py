@@ -1,4 +1,4 @@
-"""Model handlers, one per backend, chosen by --model."""
+"""Model handlers, one per backend, chosen by --model: embedded (llama.cpp), gemini:<model>, openai:<model>."""
 
 from __future__ import annotations
 
@@ -21,4 +21,12 @@ def make_handler(config):
             ),
             max_batch_size=config.batch_size,
         )
+    if config.gemini is not None:
+        from transforms.models.gemini import GeminiHandler
+
+        return GeminiHandler(config.remote, config.gemini)
+    if config.openai is not None:
+        from transforms.models.openai_compat import OpenAICompatHandler
+
+        return OpenAICompatHandler(config.remote, config.openai)
     raise ValueError(f"unknown model backend {config.model!r}")
