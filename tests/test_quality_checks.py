@@ -41,7 +41,11 @@ PLANTED = {
         {"language": "sw"},
         {"language:user_query", "language:positive_document", "language:hard_negative_document"},
     ),
-    "one field in the wrong language": ("matching-short-sw", {"input": ENGLISH_DOC}, {"language:input"}),
+    "one field in the wrong language": (
+        "matching-short-sw",
+        {"input": "How can I quickly learn to cook tasty food at home without a teacher?"},
+        {"language:input"},
+    ),
     "wrong script for Hindi": (
         "classification-en",
         {"language": "hi", "label": "खेल", "misleading_label": "मनोरंजन"},
@@ -95,7 +99,23 @@ PLANTED = {
     "matching positive is the input": (
         "matching-long-fr",
         {"positive_document": make_row("matching-long-fr")["input"]},
-        {"same:input=positive_document"},
+        {"same:input=positive_document", "copied:input->positive_document"},
+    ),
+    "matching input copied into its positive": (
+        "matching-short-sw",
+        {"positive_document": SWAHILI + " Tafadhali nisaidie leo."},
+        {"copied:input->positive_document"},
+    ),
+    "long matching text of one line": ("matching-long-fr", {"input": "Très bon aspirateur."}, {"length:input"}),
+    "STS placeholders instead of sentences": (
+        "triplet-es",
+        {"S1": "S1", "S2": "S2", "S3": "S3"},
+        {"length:S1", "length:S2", "length:S3"},
+    ),
+    "bitext passage of one sentence": (
+        "bitext-en-de",
+        {"unit": "passage"},
+        {"length:S1", "length:S2", "length:S3"},
     ),
 }
 
@@ -140,6 +160,8 @@ def test_no_word_count_for_languages_without_spaces(detector):
         ("less than 10", (0, 9)),
         ("at least 200", (200, float("inf"))),
         ("300", (150, 450)),
+        ("sentence", (4, 60)),
+        ("phrase", (2, 15)),
     ],
 )
 def test_length_bounds(value, bounds):
@@ -148,7 +170,7 @@ def test_length_bounds(value, bounds):
 
 def test_every_length_attribute_value_is_understood():
     for task_type in recipe.TASK_TYPES:
-        for name in ("num_words", "query_length"):
+        for name in ("num_words", "query_length", "unit"):
             if name in task_type.attribute_names:
                 for value in task_type.attribute(name).values:
                     low, high = length_bounds(value, 0.5)

@@ -25,22 +25,30 @@ _LOGGER = logging.getLogger(__name__)
 # Check names are "<kind>:<detail>"; a name in a row's quality_failures names the defect found.
 CHECK_KINDS = {
     "language": "the text is not in the requested language (bitext: S1 in the source, S2/S3 in the target)",
-    "length": "the word count is outside what num_words / query_length asked for",
+    "length": "the word count is outside what was asked (num_words, query_length, unit, or the prompt's wording)",
     "copied": "the first text appears verbatim in the second (query copied into a document, label in its text)",
     "same": "two texts that must differ are equal or nearly equal",
     "duplicate": "the example nearly duplicates an earlier example of the run (kept: the earlier one)",
     "negative_beats_positive": "the embedding model scores the negative closer to the anchor than the positive",
 }
 
-# Which attribute bounds the length of which roles.
+# What bounds the length of which roles: an attribute's value, or (after "=") what the prompt asks in words.
 _LENGTH_RULES: dict[str, tuple] = {
     "text-retrieval": (("query_length", ("anchor",)), ("num_words", ("positive", "negative"))),
     "text-classification": (("num_words", ("anchor",)),),
+    "text-matching-short": (("=1 to 40 words", ("anchor", "positive")),),  # "a few words or one sentence"
+    "text-matching-long": (("=at least 30 words", ("anchor", "positive")),),  # "at least one paragraph"
+    "monolingual-triplet": (("unit", ("anchor", "positive", "negative")),),
+    "bitext-retrieval": (("unit", ("anchor", "positive", "negative")),),
 }
+# Word counts read into the STS "unit" attribute.
+_UNIT_WORDS = {"phrase": (2, 15), "sentence": (4, 60), "passage": (25, float("inf"))}
 # (needle role, haystack role, minimum needle words for containment to count as copying).
 _COPY_RULES: dict[str, tuple] = {
     "text-retrieval": (("anchor", "positive", 4), ("anchor", "negative", 4)),
     "text-classification": (("positive", "anchor", 1),),  # "The text must not contain its label."
+    "text-matching-short": (("anchor", "positive", 4),),  # "in different words"
+    "text-matching-long": (("anchor", "positive", 4),),
 }
 _PUNCT_EDGES = re.compile(r"^[\W_]+|[\W_]+$", re.UNICODE)
 _NUMBER = re.compile(r"\d+")
@@ -70,6 +78,8 @@ def length_bounds(value: str, tolerance: float) -> tuple[float, float]:
     """(low, high) inclusive word-count bounds of an attribute value such as "less than 5 words" or "300"."""
     numbers = [int(n) for n in _NUMBER.findall(value)]
     text = value.casefold()
+    if text in _UNIT_WORDS:
+        return _UNIT_WORDS[text]
     if text.startswith("less than"):
         return 0, numbers[0] - 1
     if text.startswith("at least"):
@@ -129,8 +139,8 @@ def check_row(row: dict, detector, settings: CheckSettings) -> tuple[list[str], 
     if detector is not None:
         for key in task_type.output_keys:
             results.append((f"language:{key}", detector.check(row[key], row_language(row, task_type, key))))
-    for attribute, roles in _LENGTH_RULES.get(task_type.name, ()):
-        low, high = length_bounds(row[attribute], settings.word_count_tolerance)
+    for source, roles in _LENGTH_RULES.get(task_type.name, ()):
+        low, high = length_bounds(source[1:] if source.startswith("=") else row[source], settings.word_count_tolerance)
         for role in roles:
             key = task_type.role(role)
             words = count_words(row[key], row_language(row, task_type, key))
