@@ -18,7 +18,7 @@ arrays get distinct strings), so any task type works without configuration. Faul
         ...
         assert standin.model_calls()[0].fault == "429"
 
-Run it alone with ``python -m tests.standins.server --port 8088 --latency 0.5``.
+Run it alone with ``python -m tests.standins.server --port 8088 --latency 0.5`` (it prints its URL).
 """
 
 from __future__ import annotations
@@ -79,7 +79,9 @@ class Call:
         started: ``time.monotonic()`` when the request was read.
         finished: ``time.monotonic()`` when the answer was written (0 while in flight).
         status: HTTP status of the answer (0 for a dropped or hung call).
-        fault: The injected fault, or None for a valid answer.
+        fault: The injected fault, None for a valid answer, or why the call was refused before any rule:
+            ``unauthenticated`` (no valid bearer token) or ``unsupported_format`` (a response_format type the
+            stand-in was told not to accept).
     """
 
     protocol: str
@@ -387,6 +389,7 @@ class StandIn:
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as real services
+    disable_nagle_algorithm = True  # headers and body go out at once (else delayed ACKs add ~40 ms per answer)
     standin: StandIn  # set on the bound subclass
 
     def log_message(self, format, *args):  # noqa: A002 - quiet: tests read calls, not logs
@@ -566,9 +569,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Serve the stand-in model service until interrupted.")
     parser.add_argument("--port", type=int, default=0, help="Port on 127.0.0.1 (0: any free port).")
     parser.add_argument("--latency", type=float, default=0.0, help="Seconds before each model answer.")
+    parser.add_argument("--adc-dir", default=None, help="Also write a credentials file for this stand-in there.")
     args = parser.parse_args(argv)
     standin = StandIn(latency=args.latency, port=args.port).start()
-    print(standin.url, flush=True)  # the parent process reads the address from the first line
+    adc = standin.write_adc_file(args.adc_dir) if args.adc_dir else ""
+    print(standin.url, adc, flush=True)  # the parent process reads the address (and the file) from the first line
     try:
         while True:
             time.sleep(3600)
