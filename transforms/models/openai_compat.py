@@ -41,12 +41,13 @@ class OpenAISettings:
     structured_output: str = "auto"
 
 
-def openai_schema(schema: dict) -> dict:
+def openai_schema(schema: dict, keep: tuple = ()) -> dict:
     """Our JSON schema as OpenAI strict mode accepts it: no length bounds, and an object at the root.
 
     A brainstorm array is wrapped as ``{"tasks": [...]}`` (the parser unwraps a single-array object).
+    ``keep`` names keywords to keep all the same.
     """
-    schema = strip_schema(schema)
+    schema = strip_schema(schema, keep)
     if schema.get("type") != "object":
         schema = {
             "type": "object",
@@ -58,11 +59,16 @@ def openai_schema(schema: dict) -> dict:
 
 
 def response_format(level: str, schema: dict) -> dict:
-    """The ``response_format`` body of one structured-output level."""
+    """The ``response_format`` body of one structured-output level, for our JSON schema ``schema``."""
     if level == "json_schema":
-        return {"type": "json_schema", "json_schema": {"name": "reply", "schema": schema, "strict": True}}
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": "reply", "schema": openai_schema(schema), "strict": True},
+        }
     if level == "json_object_schema":
-        return {"type": "json_object", "schema": schema}
+        # llama-cpp-python turns this schema into a grammar: minLength 1 keeps strings non-empty at no cost
+        # (only a large maxLength is expensive there).
+        return {"type": "json_object", "schema": openai_schema(schema, keep=("minLength",))}
     return {"type": "json_object"}
 
 
@@ -118,7 +124,7 @@ class OpenAICompatHandler(RemoteHandler):
     def _call(self, client: _Client, request: PromptRequest) -> Completion:
         import openai
 
-        schema = openai_schema(json.loads(request.schema_json))
+        schema = json.loads(request.schema_json)
         while True:
             level = client.level
             try:

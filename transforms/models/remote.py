@@ -120,16 +120,20 @@ def is_transport_error(err: BaseException) -> bool:
 _PORTABLE_KEYWORDS = {"type", "properties", "required", "items", "minItems", "maxItems", "additionalProperties"}
 
 
-def strip_schema(schema: Any) -> Any:
-    """``schema`` with only the keywords every backend accepts (no minLength/maxLength)."""
+def strip_schema(schema: Any, keep: tuple = ()) -> Any:
+    """``schema`` with only the keywords every backend accepts (no minLength/maxLength), plus those in ``keep``."""
     if isinstance(schema, dict):
         return {
-            key: ({k: strip_schema(v) for k, v in value.items()} if key == "properties" else strip_schema(value))
+            key: (
+                {k: strip_schema(v, keep) for k, v in value.items()}
+                if key == "properties"
+                else strip_schema(value, keep)
+            )
             for key, value in schema.items()
-            if key in _PORTABLE_KEYWORDS
+            if key in _PORTABLE_KEYWORDS or key in keep
         }
     if isinstance(schema, list):
-        return [strip_schema(v) for v in schema]
+        return [strip_schema(v, keep) for v in schema]
     return schema
 
 
