@@ -40,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
         "--reuse-generated", action="store_true", help="Skip generation when --work-dir/generated already holds a run."
     )
     parser.add_argument(
+        "--brainstorm-rounds",
+        type=int,
+        default=1,
+        help="Generate: brainstorm calls per category; the 135M model returns few tasks per call (default: %(default)s).",
+    )
+    parser.add_argument(
         "--tasks-per-category",
         type=int,
         default=6,
@@ -91,6 +97,7 @@ def main(argv=None) -> int:
             [
                 "pipelines.generate",
                 "--output", generated, "--overwrite",
+                "--brainstorm-rounds", str(args.brainstorm_rounds),
                 "--tasks-per-category", str(args.tasks_per_category),
                 "--examples-per-task", str(args.examples_per_task),
                 "--examples-per-symmetric-type", str(args.examples_per_symmetric_type),
