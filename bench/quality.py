@@ -5,6 +5,7 @@ Avro output directly (the same counting as `embedgen report`). Or pass --input t
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/quality.py                 # small run, a few minutes here
     .venv/bin/python bench/quality.py --input ./output                  # an earlier run's output
+    .venv/bin/python bench/quality.py --languages en                    # any other flag goes to generate
 
 The last line is the share of rows (with a negative) whose negative beats their positive.
 """
@@ -52,7 +53,7 @@ def main(argv=None) -> int:
     parser.add_argument("--tasks-per-category", default="3")
     parser.add_argument("--examples-per-symmetric-type", default="3")
     parser.add_argument("--seed", default="7")
-    args = parser.parse_args(argv)
+    args, generate_flags = parser.parse_known_args(argv)
 
     counters = {}
     if args.input:
@@ -62,7 +63,7 @@ def main(argv=None) -> int:
         started = time.monotonic()
         extra = [
             "--tasks-per-category", args.tasks_per_category,
-            "--examples-per-symmetric-type", args.examples_per_symmetric_type, "--seed", args.seed,
+            "--examples-per-symmetric-type", args.examples_per_symmetric_type, "--seed", args.seed, *generate_flags,
         ]  # fmt: skip
         counters = _generate(output, extra)
         print(f"generated into {output} in {time.monotonic() - started:.0f} s")
