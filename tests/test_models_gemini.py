@@ -1,13 +1,12 @@
 """The Gemini handler through the real google-genai client, pointed at the local generateContent stand-in."""
 
 import json
-import threading
 
 import pytest
 
 from pipelines import generate
 from tests.helpers import read_table
-from tests.standins import Fault, StandIn
+from tests.standins import Fault, FaultCycle, StandIn
 from transforms import recipe
 from transforms.elements import Element
 from transforms.models.gemini import FLEX_HEADER, GeminiHandler, GeminiSettings, gemini_schema
@@ -105,31 +104,9 @@ def test_gemini_schema_translates_the_declared_shapes():
     assert example["property_ordering"] == ["S1", "S2", "S3"] and "additionalProperties" not in example
 
 
-class _Roles:
-    """Gives each distinct prompt, in order of first arrival, the next role of a cycle (thread-safe)."""
-
-    def __init__(self, *roles):
-        self.roles = roles
-        self.of = {}
-        self._lock = threading.Lock()
-
-    def __call__(self, kind):
-        def match(call):
-            with self._lock:
-                role = self.of.setdefault(call.prompt, self.roles[len(self.of) % len(self.roles)])
-            return role == kind
-
-        return match
-
-
 def test_pipeline_recovers_429_and_500_reasks_bad_json_and_dead_letters_400(adc, tmp_path, capsys):
-    roles = _Roles("429", "500", "400", "non_json", None)
-    adc.faults = [
-        Fault("429", match=roles("429"), times=1),
-        Fault("500", match=roles("500"), times=1),
-        Fault("400", match=roles("400")),
-        Fault("non_json", match=roles("non_json"), times=1),
-    ]
+    roles = FaultCycle(["429", "500", "400", "non_json", None], always=("400",))
+    adc.faults = roles.rules
     out = str(tmp_path / "out")
     argv = [
         "--output", out, "--model", "gemini:gemini-test", "--api-base", adc.url, "--project", "my-project",
@@ -140,21 +117,21 @@ def test_pipeline_recovers_429_and_500_reasks_bad_json_and_dead_letters_400(adc,
     assert code == 0, capsys.readouterr().err
     rows, dead = read_table(out, "monolingual-triplet"), read_table(out, "dead_letter")
     assert len(rows) + len(dead) == 10
-    bad_prompts = {p for p, role in roles.of.items() if role == "400"}
+    bad_prompts = roles.prompts("400")
     assert bad_prompts and {d["prompt"] for d in dead} == bad_prompts
     for d in dead:
         assert d["reason"] == "model_error" and d["attempts"] == 1 and "invalid argument" in d["detail"]
         assert d["model"] == "gemini:gemini-test"
     calls = adc.model_calls()
-    for prompt, role in roles.of.items():
+    for prompt, role in roles.assigned.items():
         mine = [c for c in calls if c.prompt == prompt]
         if role in ("429", "500"):
             assert mine[0].status == int(role) and mine[-1].status == 200, (role, [c.status for c in mine])
         if role == "non_json":
             assert len({c.seed for c in mine}) == 2, "a re-ask must use a new derived seed"
-    assert len(roles.of) == 10, "the ten elements should have ten different prompts"
+    assert len(roles.assigned) == 10, "the ten elements should have ten different prompts"
     reasked = [r for r in rows if r["attempts"] == 2]
-    assert len(reasked) == sum(1 for role in roles.of.values() if role == "non_json")
+    assert len(reasked) == len(roles.prompts("non_json"))
     assert all(r["attempts"] == 1 for r in rows if r not in reasked), "a 429/500 retry is not a new attempt"
     assert all(r["model"] == "gemini:gemini-test" for r in rows)
 

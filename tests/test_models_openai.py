@@ -6,7 +6,7 @@ import pytest
 
 from pipelines import generate
 from tests.helpers import read_table
-from tests.standins import Fault, StandIn
+from tests.standins import FaultCycle, StandIn
 from transforms import recipe
 from transforms.elements import Element
 from transforms.models.openai_compat import OpenAICompatHandler, OpenAISettings, openai_schema, response_format
@@ -99,13 +99,7 @@ def test_openai_schema_has_an_object_root_and_no_length_bounds():
 
 def test_whole_run_through_flags_with_every_reply_fault(standin, tmp_path, capsys):
     # Each distinct prompt's first call gets one of the faults; its re-ask (or transport retry) gets a valid reply.
-    kinds = ["non_json", "truncated", "missing_keys", "empty", "503", "drop", None, None]
-    seen = {}
-
-    def pick(kind):
-        return lambda call: seen.setdefault(call.prompt, kinds[len(seen) % len(kinds)]) == kind
-
-    standin.faults = [Fault(k, match=pick(k), times=1) for k in kinds if k]
+    standin.faults = FaultCycle(["non_json", "truncated", "missing_keys", "empty", "503", "drop", None, None]).rules
     out = str(tmp_path / "out")
     argv = [
         "--output", out, "--model", "openai:served-model", "--api-base", standin.openai_base_url,

@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["FAULTS", "Call", "Fault", "StandIn", "reply_for_schema"]
+__all__ = ["FAULTS", "Call", "Fault", "FaultCycle", "StandIn", "reply_for_schema"]
 
 # Every fault a rule can inject. Status faults answer at once; the others answer after the latency.
 FAULTS = (
@@ -130,6 +130,43 @@ class Fault:
         if isinstance(self.match, str):
             return self.match in call.prompt
         return bool(self.match(call))
+
+
+class FaultCycle:
+    """Faults by order of arrival: each distinct prompt, when first seen, gets the next kind of ``kinds``.
+
+    ``None`` in ``kinds`` means a valid answer. A prompt's fault is given on its first ``times`` calls (its
+    retries then succeed), or on every call for the kinds in ``always``::
+
+        cycle = FaultCycle(["429", "400", "non_json", None], always=("400",))
+        standin = StandIn(faults=cycle.rules)
+        ...
+        cycle.assigned  # {prompt: kind}, to check what became of each prompt
+
+    Attributes:
+        rules: The Fault rules to give the stand-in.
+        assigned: The kind each prompt got, in order of first arrival.
+    """
+
+    def __init__(self, kinds: Sequence[str | None], times: int = 1, always: Sequence[str] = ()):
+        self.kinds = tuple(kinds)
+        self.assigned: dict = {}
+        self.rules = [
+            Fault(kind, match=self._is(kind), times=None if kind in always else times)
+            for kind in dict.fromkeys(k for k in self.kinds if k is not None)
+        ]
+
+    def _is(self, kind: str) -> Callable[[Call], bool]:
+        def match(call: Call) -> bool:  # called under the stand-in's lock
+            if call.prompt not in self.assigned:
+                self.assigned[call.prompt] = self.kinds[len(self.assigned) % len(self.kinds)]
+            return self.assigned[call.prompt] == kind
+
+        return match
+
+    def prompts(self, kind: str | None) -> set:
+        """The prompts that were given ``kind``."""
+        return {prompt for prompt, given in self.assigned.items() if given == kind}
 
 
 def _digest(*parts: object) -> str:

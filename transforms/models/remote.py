@@ -84,6 +84,11 @@ class RetryableBatch(Exception):
     """Raised by ``request()`` so that Beam retries the batch; only the failed elements are sent again."""
 
 
+def _retry_batch(err: Exception) -> bool:
+    """Beam's retry filter: only the batches our own request() marked for a retry (never a bug's exception)."""
+    return isinstance(err, RetryableBatch)
+
+
 def is_retryable_status(status: int | None) -> bool:
     """429 (rate limited), 408 (request timeout) and 5xx may succeed on retry; other statuses never do."""
     return status is not None and (status in (408, 429) or status >= 500)
@@ -220,7 +225,7 @@ class RemoteHandler(RemoteModelHandler[PromptRequest, PredictionResult, Connecti
         super().__init__(
             namespace=f"embedgen_{self.backend}",
             num_retries=settings.max_request_retries,
-            retry_filter=lambda err: isinstance(err, RetryableBatch),
+            retry_filter=_retry_batch,
         )
         self._settings = settings
 
