@@ -144,7 +144,7 @@ def _checks(s: dict) -> str:
         if checks
     )
     legend = (
-        '<p class="note">language: text not in the requested language; length: word count outside what was '
+        '<p class="note">language: text not in the requested language; echo: text is a prompt field name; length: word count outside what was '
         "asked (num_words, query_length, unit, prompt wording); copied: first text found verbatim in the second; "
         "same: two texts that must differ do not; "
         "duplicate: near-duplicate of an earlier example; negative_beats_positive: the embedding model ranks the "

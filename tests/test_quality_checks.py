@@ -110,7 +110,12 @@ PLANTED = {
     "STS placeholders instead of sentences": (
         "triplet-es",
         {"S1": "S1", "S2": "S2", "S3": "S3"},
-        {"length:S1", "length:S2", "length:S3"},
+        {"length:S1", "length:S2", "length:S3", "echo:S1", "echo:S2", "echo:S3"},
+    ),
+    "field names echoed": (
+        "triplet-es",
+        {"S1": "S1: " + make_row("triplet-es")["S1"], "S3": "S3"},
+        {"echo:S1", "echo:S3", "length:S3"},
     ),
     "bitext passage of one sentence": (
         "bitext-en-de",

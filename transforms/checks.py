@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import re
 
@@ -25,6 +26,7 @@ _LOGGER = logging.getLogger(__name__)
 # Check names are "<kind>:<detail>"; a name in a row's quality_failures names the defect found.
 CHECK_KINDS = {
     "language": "the text is not in the requested language (bitext: S1 in the source, S2/S3 in the target)",
+    "echo": "the text is, or starts with, a field name of the prompt ('S1: ...', 'S3', 'user_query: ...')",
     "length": "the word count is outside what was asked (num_words, query_length, unit, or the prompt's wording)",
     "copied": "the first text appears verbatim in the second (query copied into a document, label in its text)",
     "same": "two texts that must differ are equal or nearly equal",
@@ -110,9 +112,17 @@ def _contains(haystack: str, needle: str) -> bool:
     return re.search(r"(?<!\w)" + re.escape(needle) + r"(?!\w)", _normalize(haystack)) is not None
 
 
+@functools.cache
+def _echo_pattern(category: str) -> re.Pattern:
+    keys = recipe.get_task_type(category).output_keys
+    spellings = sorted({k for key in keys for k in (key, key.replace("_", " "))}, key=len, reverse=True)
+    return re.compile(r"^\W*(?:" + "|".join(map(re.escape, spellings)) + r")(?:\s*[:=.\-]|\W*$)", re.IGNORECASE)
+
+
 def check_names(task_type: recipe.TaskType) -> tuple[str, ...]:
     """Every light-check name that applies to rows of ``task_type``, in a fixed order."""
     names = [f"language:{key}" for key in task_type.output_keys]
+    names += [f"echo:{key}" for key in task_type.output_keys]
     for _attribute, roles in _LENGTH_RULES.get(task_type.name, ()):
         names += [f"length:{task_type.role(role)}" for role in roles]
     for needle, haystack, _ in _COPY_RULES.get(task_type.name, ()):
@@ -139,6 +149,9 @@ def check_row(row: dict, detector, settings: CheckSettings) -> tuple[list[str], 
     if detector is not None:
         for key in task_type.output_keys:
             results.append((f"language:{key}", detector.check(row[key], row_language(row, task_type, key))))
+    echo = _echo_pattern(task_type.name)
+    for key in task_type.output_keys:
+        results.append((f"echo:{key}", echo.match(row[key]) is None))
     for source, roles in _LENGTH_RULES.get(task_type.name, ()):
         low, high = length_bounds(source[1:] if source.startswith("=") else row[source], settings.word_count_tolerance)
         for role in roles:
