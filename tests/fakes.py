@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
@@ -34,7 +34,7 @@ class FakeHandler(ModelHandler[PromptRequest, PredictionResult, object]):
     def load_model(self):
         return _FakeModel()
 
-    def run_inference(self, batch: Sequence[PromptRequest], model, inference_args: Optional[dict] = None):
+    def run_inference(self, batch: Sequence[PromptRequest], model, inference_args: dict | None = None):
         results = []
         for request in batch:
             reply = self._reply(request)

@@ -22,7 +22,7 @@ def _all_assignments(task_type):
             value_lists.append(list(attr.values))
     longest = max(len(v) for v in value_lists)
     for i in range(longest):
-        yield tuple((a.name, values[i % len(values)]) for a, values in zip(task_type.attributes, value_lists))
+        yield tuple((a.name, values[i % len(values)]) for a, values in zip(task_type.attributes, value_lists, strict=True))
 
 
 @pytest.mark.parametrize("task_type", recipe.TASK_TYPES, ids=lambda t: t.name)

@@ -52,7 +52,7 @@ def _flatten(parsed):
 def _rank(run_seed: int, category_and_task) -> str:
     # Deterministic pseudo-random rank: which tasks survive the cap never depends on arrival order.
     category, task = category_and_task
-    return hashlib.sha256(f"{run_seed}\x1f{category}\x1f{normalize_task(task)}".encode("utf-8")).hexdigest()
+    return hashlib.sha256(f"{run_seed}\x1f{category}\x1f{normalize_task(task)}".encode()).hexdigest()
 
 
 class DedupTasks(beam.PTransform):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 __all__ = [
     "Element",
@@ -35,7 +35,7 @@ class Element(NamedTuple):
     element_id: str
     category: str
     stage: str
-    task: Optional[str] = None
+    task: str | None = None
     attributes: tuple = ()
 
 
@@ -67,7 +67,7 @@ class Completion(NamedTuple):
     finish_reason: str = "stop"
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    error: Optional[str] = None
+    error: str | None = None
     retryable: bool = False
 
 
@@ -94,11 +94,11 @@ def stable_id(*parts: object) -> str:
 
 def derive_seed(run_seed: int, element_id: str, purpose: str, attempt: int = 0) -> int:
     """A 31-bit seed derived from the run seed, the element id, a purpose and an attempt number."""
-    digest = hashlib.sha256(f"{run_seed}\x1f{element_id}\x1f{purpose}\x1f{attempt}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{run_seed}\x1f{element_id}\x1f{purpose}\x1f{attempt}".encode()).digest()
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 def element_rng(run_seed: int, element_id: str, purpose: str = "attributes") -> random.Random:
     """A private RNG for one element, seeded from ``sha256(run_seed, element_id, purpose)``."""
-    digest = hashlib.sha256(f"{run_seed}\x1f{element_id}\x1f{purpose}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{run_seed}\x1f{element_id}\x1f{purpose}".encode()).digest()
     return random.Random(int.from_bytes(digest[:16], "big"))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
@@ -29,7 +27,7 @@ class _SplitByJournal(beam.DoFn):
 
 
 class _Attempt(beam.PTransform):
-    def __init__(self, handler: ModelHandler, run_seed: int, max_retries: int, journal: Optional[str], logged):
+    def __init__(self, handler: ModelHandler, run_seed: int, max_retries: int, journal: str | None, logged):
         super().__init__()
         self._handler = handler
         self._run_seed = run_seed

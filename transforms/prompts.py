@@ -32,18 +32,18 @@ def environment() -> jinja2.Environment:
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def template_source(name: str) -> str:
     source, _, _ = environment().loader.get_source(environment(), name)
     return source
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def template_sha256(name: str) -> str:
     return hashlib.sha256(template_source(name).encode("utf-8")).hexdigest()[:16]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _schema_json(category: str, stage: str) -> str:
     if stage == STAGE_BRAINSTORM:
         return json.dumps(recipe.BRAINSTORM_SCHEMA, sort_keys=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -40,7 +40,7 @@ def _weighted_choice(rng, pool: Iterable[tuple[str, float]], exclude: str | None
     items = [(c, w) for c, w in pool if c != exclude]
     if not items:
         raise ValueError("the language pool has no language left to choose from")
-    codes, weights = zip(*items)
+    codes, weights = zip(*items, strict=True)
     return rng.choices(codes, weights=weights, k=1)[0]
 
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from pipelines import generate
-from tests.helpers import read_all, read_table
+from tests.helpers import read_all
 from transforms import prompts, recipe
 from transforms.elements import Element
 from transforms.models.llama_cpp import LlamaCppConfig, LlamaCppHandler, default_model_path

@@ -11,7 +11,8 @@ import logging
 import os
 import threading
 import time
-from typing import Any, Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
@@ -46,7 +47,7 @@ class LlamaCppConfig:
 
     model_path: str
     n_ctx: int = 4096
-    n_threads: Optional[int] = None
+    n_threads: int | None = None
     n_batch: int = 512
     max_tokens: int = 1024
     temperature: float = 1.0
@@ -158,7 +159,7 @@ class LlamaCppHandler(ModelHandler[PromptRequest, PredictionResult, LoadedLlama]
         return _load_shared(self._config)
 
     def run_inference(
-        self, batch: Sequence[PromptRequest], model: LoadedLlama, inference_args: Optional[dict] = None
+        self, batch: Sequence[PromptRequest], model: LoadedLlama, inference_args: dict | None = None
     ) -> Iterable[PredictionResult]:
         return [PredictionResult(request, model.complete(request), self._config.model_name) for request in batch]
 
