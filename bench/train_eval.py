@@ -107,7 +107,7 @@ def main(argv=None) -> int:
             ],
         )  # fmt: skip
     export_argv = ["pipelines.export", "--input", generated, "--out", exported, "--overwrite", "--num-shards", "1"]
-    export_argv += ["--validation-fraction", str(args.validation_fraction)]
+    export_argv += ["--validation-fraction", str(args.validation_fraction), "--split-by", args.split_by]
     times["export"] = _step("export", export_argv + (["--only-passed"] if args.only_passed else []))
     train_argv = ["pipelines.train", "--data", exported, "--out", model, "--overwrite", "--epochs", str(args.epochs)]
     train_argv += ["--batch-size", str(args.batch_size), "--max-seq-length", str(args.max_seq_length)]

@@ -18,11 +18,12 @@ from transforms.export import (
     BALANCE_BY,
     FORMATS,
     QUALITY_PASS_FIELD,
+    SPLIT_BY,
     SPLITS,
     BalanceGroups,
     ExportSpec,
     ReadExamples,
-    SplitByExampleId,
+    SplitByHash,
     ToTrainingRows,
     WriteTrainingRows,
     avro_pattern,
@@ -80,6 +81,13 @@ class ExportOptions:
             type=float,
             default=0.1,
             help="Share of example ids put in the validation split, chosen by a sha256 of the id, in [0, 1) (default: %(default)s).",
+        )
+        shape.add_argument(
+            "--split-by",
+            choices=SPLIT_BY,
+            default="example_id",
+            help="What the split hashes: example_id (default), or task: every example of a brainstormed task lands in "
+            "the same split, so validation measures unseen tasks (STS and bitext, which have no task, by example id).",
         )
         shape.add_argument(
             "--only-passed",
@@ -269,6 +277,7 @@ def to_config(args: argparse.Namespace) -> ExportConfig:
             balance=args.balance,
             balance_cap=args.balance_cap,
             validation_fraction=args.validation_fraction,
+            split_by=args.split_by,
         ),
         out=args.out,
         format=args.format,
@@ -286,11 +295,11 @@ def build_pipeline(p: beam.Pipeline, config: ExportConfig) -> dict:
     rows = (
         p
         | "ReadExamples" >> ReadExamples(config.categories, input_dir=config.input, dataset=config.bigquery_dataset)
-        | "ToTrainingRows" >> ToTrainingRows(config.spec.only_passed)
+        | "ToTrainingRows" >> ToTrainingRows(config.spec.only_passed, config.spec.split_by)
     )
     if config.spec.balance != "none":
         rows = rows | f"Balance[{config.spec.balance}]" >> BalanceGroups(config.spec.balance, config.spec.balance_cap)
-    splits = rows | "SplitByExampleId" >> SplitByExampleId(config.spec.validation_fraction)
+    splits = rows | "SplitByHash" >> SplitByHash(config.spec.validation_fraction)
     for name in SPLITS:
         splits[name] | f"Write[{name}]" >> WriteTrainingRows(config.out, name, config.format, config.num_shards)
     return splits

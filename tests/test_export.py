@@ -14,7 +14,15 @@ from hypothesis import strategies as st
 
 from pipelines import export
 from transforms import recipe
-from transforms.export import TRAINING_COLUMNS, ExportSpec, balance_rank, instruction, split_of, training_row
+from transforms.export import (
+    TRAINING_COLUMNS,
+    ExportSpec,
+    balance_rank,
+    instruction,
+    split_group,
+    split_of,
+    training_row,
+)
 from transforms.records import avro_schema, example_fields
 
 # RECIPE.md, "How the data is used for training", written out independently of transforms/recipe.py.
@@ -159,6 +167,27 @@ def test_export_writes_every_category_once_in_its_split_and_loads_with_datasets(
     assert loaded["train"].num_rows == len(splits["train"])
 
 
+def test_split_by_task_keeps_every_example_of_a_task_in_one_split(tmp_path):
+    input_dir = str(tmp_path / "tasks")
+    retrieval = [_row("text-retrieval", i, task=f"Given topic {i % 8}, find documents.") for i in range(32)]
+    _write(input_dir, "text-retrieval", retrieval)
+    _write(input_dir, "monolingual-triplet", [_row("monolingual-triplet", i) for i in range(8)])
+    code, out = _export(tmp_path, input_dir, "--split-by", "task", "--validation-fraction", "0.4")
+    assert code == 0
+    splits = _read(out)
+    where = {r["example_id"]: split for split, rows in splits.items() for r in rows}
+    tasks = collections.defaultdict(set)
+    for r in retrieval:
+        tasks[r["task"]].add(where[r["example_id"]])
+        assert where[r["example_id"]] == split_of(split_group(r, "task"), 0.4)
+    assert all(len(s) == 1 for s in tasks.values()), "a task's examples must not straddle the split"
+    assert {s for (s,) in tasks.values()} == {"train", "validation"}, "8 tasks at 0.4 fall on both sides"
+    for i in range(8):
+        row = _row("monolingual-triplet", i)
+        assert split_group(row, "task") == row["example_id"]
+        assert where[row["example_id"]] == split_of(row["example_id"], 0.4)
+
+
 def test_parquet_holds_the_same_rows_as_jsonl_and_reruns_are_identical(tmp_path):
     input_dir = _generated(tmp_path, {"text-retrieval": 5, "text-matching-short": 5, "bitext-retrieval": 4})
     _, jsonl = _export(tmp_path, input_dir, "--validation-fraction", "0.4", name="jsonl")
@@ -273,6 +302,7 @@ def test_bigquery_input_reads_one_table_per_category(tmp_path):
         (["--input", "{missing}", "--out", "{out}"], "does not exist"),
         (["--input", "{input}", "--out", "{out}", "--format", "csv"], "--format"),
         (["--input", "{input}", "--out", "{out}", "--balance", "task"], "--balance"),
+        (["--input", "{input}", "--out", "{out}", "--split-by", "language"], "--split-by"),
         (["--bigquery-dataset", "just_a_dataset", "--out", "{out}"], "--bigquery-dataset"),
         (["--input", "{input}", "--out", "{out}", "--validaton-fraction", "0.2"], "did you mean --validation-fraction"),
     ],

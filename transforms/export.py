@@ -33,7 +33,9 @@ __all__ = [
     "ReadExamples",
     "ToTrainingRows",
     "BalanceGroups",
-    "SplitByExampleId",
+    "SPLIT_BY",
+    "split_group",
+    "SplitByHash",
     "WriteTrainingRows",
     "parquet_schema",
 ]
@@ -45,6 +47,8 @@ TRAINING_COLUMNS = ("anchor", "positive", "negative", "category", "language", "e
 FORMATS = ("jsonl", "parquet")
 SPLITS = ("train", "validation")
 BALANCE_BY = ("none", "category", "language")
+SPLIT_BY = ("example_id", "task")
+_SPLIT_GROUP = "_split_group"  # carried between ToTrainingRows and SplitByHash, never written
 QUALITY_PASS_FIELD = "quality_pass"
 QUALITY_CHECKS_FIELD = "quality_checks"
 
@@ -65,13 +69,16 @@ class ExportSpec:
         only_passed: Keep only rows whose ``quality_pass`` is true.
         balance: ``none``, ``category`` or ``language``: the grouping whose groups are made equal in size.
         balance_cap: Rows kept per group when balancing (None: the size of the smallest group).
-        validation_fraction: Share of example ids that go to the validation split, in [0, 1).
+        validation_fraction: Share of split groups that go to the validation split, in [0, 1).
+        split_by: ``example_id`` (each example on its own) or ``task`` (all examples of a brainstormed task in one
+            split, so no task instruction is seen in both; symmetric categories, which have no task, by example id).
     """
 
     only_passed: bool = False
     balance: str = "none"
     balance_cap: int | None = None
     validation_fraction: float = 0.1
+    split_by: str = "example_id"
 
 
 def _unit(salt: str, example_id: str) -> float:
@@ -80,9 +87,18 @@ def _unit(salt: str, example_id: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
-def split_of(example_id: str, validation_fraction: float) -> str:
-    """``validation`` or ``train`` for an example id; a given id only ever moves train -> validation as the fraction grows."""
-    return "validation" if _unit(_SPLIT_SALT, example_id) < validation_fraction else "train"
+def split_of(key: str, validation_fraction: float) -> str:
+    """``validation`` or ``train`` for a split key (an example id); a key only moves train -> validation as the fraction grows."""
+    return "validation" if _unit(_SPLIT_SALT, key) < validation_fraction else "train"
+
+
+def split_group(row: dict, split_by: str) -> str:
+    """The key a generated row is split by: its example id, or its category and task (see ExportSpec.split_by)."""
+    if split_by not in SPLIT_BY:
+        raise ValueError(f"split by {split_by!r}; allowed: {', '.join(SPLIT_BY)}")
+    if split_by == "task" and row.get("task"):
+        return f"task\x00{row['category']}\x00{row['task'].strip()}"
+    return row["example_id"]
 
 
 def balance_rank(example_id: str) -> str:
@@ -208,15 +224,19 @@ class ToTrainingRows(beam.PTransform):
     are counted as ``unchecked`` so that the summary can say the filter had nothing to act on.
     """
 
-    def __init__(self, only_passed: bool = False):
+    def __init__(self, only_passed: bool = False, split_by: str = "example_id"):
         super().__init__()
         self._only_passed = only_passed
+        self._split_by = split_by
 
     def expand(self, rows):
         rows = rows | "CountRead" >> beam.ParDo(_Count("read"))
         if self._only_passed:
             rows = rows | "KeepPassed" >> beam.ParDo(_KeepPassed())
-        return rows | "MapRoles" >> beam.Map(training_row)
+        split_by = self._split_by
+        return rows | "MapRoles" >> beam.Map(
+            lambda row: {**training_row(row), _SPLIT_GROUP: split_group(row, split_by)}
+        )
 
 
 def _group_key(by: str):
@@ -273,8 +293,12 @@ class BalanceGroups(beam.PTransform):
         )
 
 
-class SplitByExampleId(beam.PTransform):
-    """Rows -> ``{"train": ..., "validation": ...}`` by a sha256 of each example id (see split_of)."""
+class SplitByHash(beam.PTransform):
+    """Rows -> ``{"train": ..., "validation": ...}`` by a sha256 of each row's split group (see split_of).
+
+    The group is what ToTrainingRows recorded (the example id, or the task with ``split_by="task"``); rows that did
+    not come through it are split by example id.
+    """
 
     def __init__(self, validation_fraction: float):
         super().__init__()
@@ -283,7 +307,7 @@ class SplitByExampleId(beam.PTransform):
     def expand(self, rows):
         fraction = self._fraction
         parts = rows | "HashExampleId" >> beam.Partition(
-            lambda row, _: SPLITS.index(split_of(row["example_id"], fraction)), len(SPLITS)
+            lambda row, _: SPLITS.index(split_of(row.get(_SPLIT_GROUP, row["example_id"]), fraction)), len(SPLITS)
         )
         return {name: parts[i] | f"Count[{name}]" >> beam.ParDo(_Count(name)) for i, name in enumerate(SPLITS)}
 
