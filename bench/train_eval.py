@@ -73,6 +73,12 @@ def _parser() -> argparse.ArgumentParser:
         "--validation-fraction", type=float, default=0.3, help="Export: held-out share (default: %(default)s)."
     )
     parser.add_argument(
+        "--split-by",
+        choices=("example_id", "task"),
+        default="example_id",
+        help="Export: split by example id, or by task so held-out queries come from unseen tasks (default: %(default)s).",
+    )
+    parser.add_argument(
         "--only-passed", action="store_true", help="Export: keep only rows that passed the quality checks."
     )
     parser.add_argument("--epochs", type=float, default=1.0, help="Train: epochs (default: %(default)s).")
