@@ -74,7 +74,9 @@ setuptools.setup(
     long_description=open("README.md", encoding="utf-8").read() if __import__("os").path.exists("README.md") else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=setuptools.find_packages(include=["pipelines", "pipelines.*", "transforms", "transforms.*", "prompts", "prompts.*"]),
+    packages=setuptools.find_packages(
+        include=["pipelines", "pipelines.*", "transforms", "transforms.*", "prompts", "prompts.*"]
+    ),
     package_data={"prompts": ["brainstorm/*.jinja2", "generate/*.jinja2"]},
     include_package_data=True,
     install_requires=REQUIRES,

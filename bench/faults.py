@@ -75,9 +75,24 @@ def main() -> None:
     os.environ.setdefault("EMBEDGEN_BENCH_KEY", "bench-key")
     with tempfile.TemporaryDirectory() as tmp, StandIn(faults=_faults(), latency=0.01, hang_seconds=3) as standin:
         argv = [
-            "--output", tmp, "--categories", ",".join(CATEGORIES), "--examples-per-symmetric-type", str(per_type),
-            "--model", "openai:standin", "--api-base", standin.openai_base_url, "--api-key-env", "EMBEDGEN_BENCH_KEY",
-            "--request-timeout", "1", "--max-concurrent-requests", "32", "--max-parse-retries", "2",
+            "--output",
+            tmp,
+            "--categories",
+            ",".join(CATEGORIES),
+            "--examples-per-symmetric-type",
+            str(per_type),
+            "--model",
+            "openai:standin",
+            "--api-base",
+            standin.openai_base_url,
+            "--api-key-env",
+            "EMBEDGEN_BENCH_KEY",
+            "--request-timeout",
+            "1",
+            "--max-concurrent-requests",
+            "32",
+            "--max-parse-retries",
+            "2",
         ]
         started = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):
@@ -91,8 +106,10 @@ def main() -> None:
     duplicates = len(ids) - len(set(ids))
     lost = requested - len(set(ids))
     print(f"{calls} model calls in {elapsed:.1f} s; injected faults: {dict(sorted(faults.items()))}")
-    print(f"first calls with a transient fault: {sum(faults[k] for k, _ in TRANSIENT) / requested:.1%}, "
-          f"with a malformed reply: {sum(faults[k] for k, _ in MALFORMED) / requested:.1%}; run exit code {code}")
+    print(
+        f"first calls with a transient fault: {sum(faults[k] for k, _ in TRANSIENT) / requested:.1%}, "
+        f"with a malformed reply: {sum(faults[k] for k, _ in MALFORMED) / requested:.1%}; run exit code {code}"
+    )
     print(f"requested={requested} written={len(rows)} dead_lettered={len(dead)} duplicates={duplicates} lost={lost}")
 
 

@@ -34,11 +34,16 @@ CATEGORIES = ("monolingual-triplet", "bitext-retrieval")
 
 def _argv(n: int, max_tokens: int, output: str) -> list:
     return [
-        "--categories", ",".join(CATEGORIES),
-        "--examples-per-symmetric-type", str(n // len(CATEGORIES)),
-        "--max-tokens", str(max_tokens),
-        "--max-parse-retries", "0",  # exactly one call per prompt, as in the loop
-        "--output", output,
+        "--categories",
+        ",".join(CATEGORIES),
+        "--examples-per-symmetric-type",
+        str(n // len(CATEGORIES)),
+        "--max-tokens",
+        str(max_tokens),
+        "--max-parse-retries",
+        "0",  # exactly one call per prompt, as in the loop
+        "--output",
+        output,
         "--overwrite",
     ]
 
@@ -48,8 +53,15 @@ def plain_loop(config) -> tuple[float, int, dict]:
     from llama_cpp import Llama, LlamaGrammar
 
     started = time.perf_counter()
-    llama = Llama(model_path=config.model_path, n_ctx=config.n_ctx, n_threads=config.n_threads,
-                  n_threads_batch=config.n_threads, n_batch=512, seed=0, verbose=False)
+    llama = Llama(
+        model_path=config.model_path,
+        n_ctx=config.n_ctx,
+        n_threads=config.n_threads,
+        n_threads_batch=config.n_threads,
+        n_batch=512,
+        seed=0,
+        verbose=False,
+    )
     grammars = {}
     tokens, texts = 0, {}
     for category in CATEGORIES:
@@ -57,12 +69,17 @@ def plain_loop(config) -> tuple[float, int, dict]:
             request = render(sample_attributes(element, config.sampling), config.seed)
             if request.schema_json not in grammars:
                 grammars[request.schema_json] = LlamaGrammar.from_string(
-                    gbnf_for_schema(json.loads(request.schema_json)), verbose=False)
+                    gbnf_for_schema(json.loads(request.schema_json)), verbose=False
+                )
             llama.reset()
             response = llama.create_chat_completion(
-                messages=[{"role": "user", "content": request.prompt}], grammar=grammars[request.schema_json],
-                max_tokens=config.max_tokens, temperature=config.temperature, top_p=config.top_p,
-                seed=request.sampling_seed)
+                messages=[{"role": "user", "content": request.prompt}],
+                grammar=grammars[request.schema_json],
+                max_tokens=config.max_tokens,
+                temperature=config.temperature,
+                top_p=config.top_p,
+                seed=request.sampling_seed,
+            )
             tokens += response["usage"]["completion_tokens"]
             texts[element.element_id] = response["choices"][0]["message"]["content"]
     return time.perf_counter() - started, tokens, texts
@@ -99,9 +116,13 @@ def main() -> None:
         config = to_config(parse_args(argv)[0])
         print(f"model: {os.path.basename(default_model_path())}, N = {args.n}, max tokens = {args.max_tokens}")
         loop_time, loop_tokens, texts = plain_loop(config)
-        print(f"plain loop:    {loop_time:7.1f} s, {loop_tokens} completion tokens, {loop_tokens / loop_time:.1f} tokens/s")
+        print(
+            f"plain loop:    {loop_time:7.1f} s, {loop_tokens} completion tokens, {loop_tokens / loop_time:.1f} tokens/s"
+        )
         pipe_time, pipe_tokens, rows = full_pipeline(argv)
-        print(f"full pipeline: {pipe_time:7.1f} s, {pipe_tokens} completion tokens, {pipe_tokens / pipe_time:.1f} tokens/s")
+        print(
+            f"full pipeline: {pipe_time:7.1f} s, {pipe_tokens} completion tokens, {pipe_tokens / pipe_time:.1f} tokens/s"
+        )
         same = sum(_same(text, rows.get(i)) for i, text in texts.items())
         print(f"prompts answered identically by both: {same} of {len(texts)} (rows written: {len(rows)})")
     print(f"pipeline_efficiency = loop_time / pipeline_time = {loop_time / pipe_time:.3f}")

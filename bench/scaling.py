@@ -31,8 +31,16 @@ def _child(n: int, output: str) -> None:
 
     # The fake brainstorms 5 tasks per category: 4 categories x 5 tasks x (n / 40) = n / 2 examples,
     # plus n / 4 of each symmetric type.
-    argv = ["--output", output, "--tasks-per-category", "5", "--examples-per-task", str(n // 40),
-            "--examples-per-symmetric-type", str(n // 4)]
+    argv = [
+        "--output",
+        output,
+        "--tasks-per-category",
+        "5",
+        "--examples-per-task",
+        str(n // 40),
+        "--examples-per-symmetric-type",
+        str(n // 4),
+    ]
     args, beam_args = parse_args(argv)
     with beam.Pipeline(options=PipelineOptions(beam_args)) as p:
         build_pipeline(p, to_config(args), FakeHandler())
@@ -41,8 +49,12 @@ def _child(n: int, output: str) -> None:
 def _measure(n: int) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, __file__, "--child", str(n), tmp], cwd=ROOT,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "--child", str(n), tmp],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         _, status, usage = os.wait4(proc.pid, 0)
         elapsed = time.perf_counter() - started
         if status != 0:

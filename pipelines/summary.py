@@ -88,6 +88,7 @@ def from_metrics(pipeline_result, config, wall_seconds: float) -> RunReport:
 def format_summary(report: RunReport) -> str:
     """A plain-text table for the terminal."""
     lines = ["", "embedgen summary", "================"]
+    lines.append("(written: rows produced, including any the quality stage moved to rejected/)")
     lines.append(f"{'category':<22}{'requested':>10}{'written':>10}{'dead':>8}")
     for c in report.categories:
         lines.append(f"{c:<22}{report.requested.get(c, 0):>10}{report.written.get(c, 0):>10}{report.dead_for(c):>8}")
@@ -118,6 +119,8 @@ def format_summary(report: RunReport) -> str:
             f"{report.journal_reused} logged repl(ies) reused without a model call"
         )
     t = report.tokens
-    lines.append(f"tokens: {t['prompt']} prompt + {t['completion']} completion in rows, {t['brainstorm']} in brainstorm calls")
+    lines.append(
+        f"tokens: {t['prompt']} prompt + {t['completion']} completion in rows, {t['brainstorm']} in brainstorm calls"
+    )
     lines.append(f"time: {report.wall_seconds:.1f} s wall, {report.model_seconds:.1f} s in model calls")
     return "\n".join(lines)

@@ -32,9 +32,23 @@ def rate(fraction: float, salt: str):
 
 def _run(tmp_path, standin, extra=(), name="out"):
     out = str(tmp_path / name)
-    argv = ["--output", out, "--model", "openai:standin-model", "--api-base", standin.openai_base_url,
-            "--api-key-env", "EMBEDGEN_FAULT_KEY", "--request-timeout", "1", "--max-request-retries", "4",
-            "--max-concurrent-requests", "8", *extra]
+    argv = [
+        "--output",
+        out,
+        "--model",
+        "openai:standin-model",
+        "--api-base",
+        standin.openai_base_url,
+        "--api-key-env",
+        "EMBEDGEN_FAULT_KEY",
+        "--request-timeout",
+        "1",
+        "--max-request-retries",
+        "4",
+        "--max-concurrent-requests",
+        "8",
+        *extra,
+    ]
     code = generate.run(argv)
     records = read_all(out, TABLES)
     rows = [r for c in recipe.CATEGORIES for r in records[c]]
@@ -94,8 +108,9 @@ def test_transient_faults_within_the_budget_leave_no_dead_letters(tmp_path, key)
 )
 def test_persistent_faults_become_dead_letters_with_reasons(tmp_path, key, faults, reasons):
     with StandIn(faults=faults) as standin:
-        code, rows, dead = _run(tmp_path, standin, [*SYMMETRIC, "--max-parse-retries", "1",
-                                                    "--max-request-retries", "1"])
+        code, rows, dead = _run(
+            tmp_path, standin, [*SYMMETRIC, "--max-parse-retries", "1", "--max-request-retries", "1"]
+        )
     _check_accounting(code, rows, dead, requested=30)
     assert dead, "a persistent fault must dead-letter its elements"
     assert {d["reason"] for d in dead} == reasons
@@ -104,9 +119,19 @@ def test_persistent_faults_become_dead_letters_with_reasons(tmp_path, key, fault
 
 
 def test_all_six_categories_with_a_mixed_fault_load(tmp_path, key):
-    mix = TRANSIENT_MIX + MALFORMED_ONCE + [Fault("non_json", match=rate(0.05, "p")), Fault("400", match=rate(0.03, "q"))]
-    argv = ["--tasks-per-category", "3", "--examples-per-task", "2", "--examples-per-symmetric-type", "4",
-            "--max-parse-retries", "1"]
+    mix = (
+        TRANSIENT_MIX + MALFORMED_ONCE + [Fault("non_json", match=rate(0.05, "p")), Fault("400", match=rate(0.03, "q"))]
+    )
+    argv = [
+        "--tasks-per-category",
+        "3",
+        "--examples-per-task",
+        "2",
+        "--examples-per-symmetric-type",
+        "4",
+        "--max-parse-retries",
+        "1",
+    ]
     with StandIn(faults=mix, hang_seconds=5) as standin:
         code, rows, dead = _run(tmp_path, standin, argv)
     generated_dead = [d for d in dead if d["stage"] == "generate"]
@@ -135,8 +160,9 @@ def test_the_api_key_never_appears_in_logs_rows_dead_letters_or_summary(tmp_path
 
 def test_a_key_pasted_into_the_flag_is_not_echoed(tmp_path, capsys):
     # --api-key-env takes the NAME of a variable; a user who pastes the key itself must not see it echoed.
-    code = generate.run(["--output", str(tmp_path / "o"), "--model", "openai:m", "--api-base", "ftp://nowhere",
-                         "--api-key-env", CANARY])
+    code = generate.run(
+        ["--output", str(tmp_path / "o"), "--model", "openai:m", "--api-base", "ftp://nowhere", "--api-key-env", CANARY]
+    )
     captured = capsys.readouterr()
     assert code == 2
     assert "--api-base" in captured.err

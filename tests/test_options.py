@@ -98,6 +98,8 @@ def test_names_and_codes_are_both_accepted():
 
 
 def test_beam_flags_pass_through():
-    args, beam_args = parse_args(["--direct_num_workers", "2", "--direct_running_mode", "multi_processing", "--seed", "3"])
+    args, beam_args = parse_args(
+        ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing", "--seed", "3"]
+    )
     assert args.seed == 3
     assert beam_args == ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"]

@@ -15,10 +15,18 @@ VALID = {"user_query": "q", "positive_document": "p", "hard_negative_document": 
 
 def _request(category="text-retrieval", stage="generate", element_id="e1", attempt=0):
     attributes = {
-        "text-retrieval": (("query_type", "common"), ("query_length", "5 to 15 words"), ("difficulty", "college"),
-                           ("clarity", "clear"), ("num_words", "50"), ("language", "en")),
+        "text-retrieval": (
+            ("query_type", "common"),
+            ("query_length", "5 to 15 words"),
+            ("difficulty", "college"),
+            ("clarity", "clear"),
+            ("num_words", "50"),
+            ("language", "en"),
+        ),
     }.get(category, ())
-    element = Element(element_id, category, stage, "Given a claim, find evidence." if stage == "generate" else None, attributes)
+    element = Element(
+        element_id, category, stage, "Given a claim, find evidence." if stage == "generate" else None, attributes
+    )
     return render(element, run_seed=1)._replace(attempt=attempt)
 
 
@@ -43,7 +51,7 @@ def test_extract_json_accepts_fenced_and_prefixed(text, expected):
         ("   \n", "stop", "empty_reply"),
         ('{"user_query": "q", "positive_document": "p', "length", "truncated_json"),
         ('{"user_query": "q", "positive_document": "p', "stop", "truncated_json"),
-        ("```json\n{\"a\": [1, 2\n```", "stop", "truncated_json"),
+        ('```json\n{"a": [1, 2\n```', "stop", "truncated_json"),
         ("I cannot help with that.", "stop", "not_json"),
         ("{'user_query': 'q'}", "stop", "not_json"),  # Python literal, not JSON: never evaluated
         ("{" * 100000, "stop", "not_json"),
@@ -82,7 +90,9 @@ def test_validate_brainstorm():
 
 
 def _result(text, element_id="e1", attempt=0, **completion):
-    return PredictionResult(_request(element_id=element_id, attempt=attempt), Completion(text=text, model="m", **completion))
+    return PredictionResult(
+        _request(element_id=element_id, attempt=attempt), Completion(text=text, model="m", **completion)
+    )
 
 
 def test_parse_and_validate_routes_rows_retries_and_dead_letters():
@@ -98,13 +108,21 @@ def test_parse_and_validate_routes_rows_retries_and_dead_letters():
     ]
     with TestPipeline() as p:
         parsed, retry, dead = p | beam.Create(cases) | ParseAndValidate(run_seed=1, max_retries=1)
-        assert_that(parsed | "ParsedIds" >> beam.Map(lambda t: (t[0].element.element_id, t[2])),
-                    equal_to([("ok", VALID), ("fenced", VALID)]), label="parsed")
-        assert_that(retry | "RetryIds" >> beam.Map(lambda r: (r.element.element_id, r.attempt, len(r.failures))),
-                    equal_to([("truncated", 1, 1), ("nonjson", 1, 1), ("missing", 1, 1), ("error503", 1, 1)]),
-                    label="retry")
-        assert_that(dead | "DeadIds" >> beam.Map(lambda d: (d.element_id, d.reason, d.attempts, bool(d.prompt))),
-                    equal_to([("last", "not_json", 2, True), ("error400", "model_error", 1, True)]), label="dead")
+        assert_that(
+            parsed | "ParsedIds" >> beam.Map(lambda t: (t[0].element.element_id, t[2])),
+            equal_to([("ok", VALID), ("fenced", VALID)]),
+            label="parsed",
+        )
+        assert_that(
+            retry | "RetryIds" >> beam.Map(lambda r: (r.element.element_id, r.attempt, len(r.failures))),
+            equal_to([("truncated", 1, 1), ("nonjson", 1, 1), ("missing", 1, 1), ("error503", 1, 1)]),
+            label="retry",
+        )
+        assert_that(
+            dead | "DeadIds" >> beam.Map(lambda d: (d.element_id, d.reason, d.attempts, bool(d.prompt))),
+            equal_to([("last", "not_json", 2, True), ("error400", "model_error", 1, True)]),
+            label="dead",
+        )
 
 
 def test_retried_request_gets_a_new_seed():

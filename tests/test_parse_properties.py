@@ -12,12 +12,34 @@ from transforms.parse import _ParseDoFn
 from transforms.prompts import render
 
 _ELEMENTS = [
-    Element("e-tr", "text-retrieval", "generate", "Given a claim, find evidence.",
-            (("query_type", "common"), ("query_length", "5 to 15 words"), ("difficulty", "college"),
-             ("clarity", "clear"), ("num_words", "50"), ("language", "en"))),
-    Element("e-bt", "bitext-retrieval", "generate", None,
-            (("unit", "sentence"), ("difficulty", "college"), ("high_score", "4"), ("low_score", "2"),
-             ("source_language", "en"), ("target_language", "sw"))),
+    Element(
+        "e-tr",
+        "text-retrieval",
+        "generate",
+        "Given a claim, find evidence.",
+        (
+            ("query_type", "common"),
+            ("query_length", "5 to 15 words"),
+            ("difficulty", "college"),
+            ("clarity", "clear"),
+            ("num_words", "50"),
+            ("language", "en"),
+        ),
+    ),
+    Element(
+        "e-bt",
+        "bitext-retrieval",
+        "generate",
+        None,
+        (
+            ("unit", "sentence"),
+            ("difficulty", "college"),
+            ("high_score", "4"),
+            ("low_score", "2"),
+            ("source_language", "en"),
+            ("target_language", "sw"),
+        ),
+    ),
     Element("e-bs", "text-classification", "brainstorm"),
 ]
 _REQUESTS = [render(e, run_seed=1) for e in _ELEMENTS]
@@ -45,8 +67,12 @@ def _texts():
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(text=_texts(), which=st.integers(0, len(_REQUESTS) - 1), attempt=st.integers(0, 2),
-       finish=st.sampled_from(["stop", "length"]))
+@given(
+    text=_texts(),
+    which=st.integers(0, len(_REQUESTS) - 1),
+    attempt=st.integers(0, 2),
+    finish=st.sampled_from(["stop", "length"]),
+)
 def test_parser_always_yields_exactly_one_outcome(text, which, attempt, finish):
     request = _REQUESTS[which]._replace(attempt=attempt)
     fn = _ParseDoFn(run_seed=1, max_retries=2)

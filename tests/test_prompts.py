@@ -22,13 +22,17 @@ def _all_assignments(task_type):
             value_lists.append(list(attr.values))
     longest = max(len(v) for v in value_lists)
     for i in range(longest):
-        yield tuple((a.name, values[i % len(values)]) for a, values in zip(task_type.attributes, value_lists, strict=True))
+        yield tuple(
+            (a.name, values[i % len(values)]) for a, values in zip(task_type.attributes, value_lists, strict=True)
+        )
 
 
 @pytest.mark.parametrize("task_type", recipe.TASK_TYPES, ids=lambda t: t.name)
 def test_every_value_appears_in_the_rendered_prompt(task_type):
     for attributes in _all_assignments(task_type):
-        task = "Given a scientific claim, retrieve documents that support or refute it." if task_type.brainstorm else None
+        task = (
+            "Given a scientific claim, retrieve documents that support or refute it." if task_type.brainstorm else None
+        )
         element = Element("id-1", task_type.name, "generate", task, attributes)
         request = prompts.render(element, run_seed=1)
         for name, value in attributes:

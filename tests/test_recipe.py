@@ -47,7 +47,10 @@ def test_attribute_values_match_the_recipe():
     assert recipe.get_task_type("monolingual-triplet").attribute("low_score").values == ("2.5", "3", "3.5")
     assert recipe.get_task_type("bitext-retrieval").attribute("low_score").values == ("1.5", "2", "2.5")
     assert recipe.get_task_type("monolingual-triplet").attribute("difficulty").values == (
-        "elementary school", "high school", "college")
+        "elementary school",
+        "high school",
+        "college",
+    )
     assert recipe.get_task_type("text-matching-short").attribute_names == ("language",)
 
 

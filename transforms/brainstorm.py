@@ -102,7 +102,8 @@ class DropNearDuplicateTasks(beam.PTransform):
         split = (
             pairs
             | "ToDedupItems" >> beam.Map(lambda pair: DedupItem(rank(pair), pair[0], pair[1], pair))
-            | "SplitNearDuplicates" >> SplitNearDuplicates(self._threshold, ngram=2, counter="brainstorm/near_duplicates")
+            | "SplitNearDuplicates"
+            >> SplitNearDuplicates(self._threshold, ngram=2, counter="brainstorm/near_duplicates")
         )
         return split["kept"]
 
@@ -111,8 +112,17 @@ class BrainstormTasks(beam.PTransform):
     """PBegin -> (tasks as (category, task) pairs, brainstorm dead letters)."""
 
     def __init__(
-        self, categories, rounds: int, cap: int, run_seed: int, handler, max_retries: int,
-        journal=None, logged=None, finished=None, near_dup_threshold: float = 0.7,
+        self,
+        categories,
+        rounds: int,
+        cap: int,
+        run_seed: int,
+        handler,
+        max_retries: int,
+        journal=None,
+        logged=None,
+        finished=None,
+        near_dup_threshold: float = 0.7,
     ):
         super().__init__()
         self._near_dup_threshold = near_dup_threshold

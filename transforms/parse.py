@@ -118,7 +118,9 @@ def validate(request: PromptRequest, value: Any) -> Any:
         raise ParseFailure("wrong_type", f"expected a JSON object, got {type(value).__name__}")
     missing = [k for k in task_type.output_keys if k not in value]
     if missing:
-        raise ParseFailure("missing_keys", f"missing {', '.join(missing)}; got {', '.join(map(str, value)) or 'no keys'}")
+        raise ParseFailure(
+            "missing_keys", f"missing {', '.join(missing)}; got {', '.join(map(str, value)) or 'no keys'}"
+        )
     return {k: _check_text(k, value[k]) for k in task_type.output_keys}
 
 

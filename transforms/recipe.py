@@ -105,10 +105,7 @@ class TaskType:
         """The JSON schema the model's reply must satisfy (all keys required strings)."""
         return {
             "type": "object",
-            "properties": {
-                f.key: {"type": "string", "minLength": 1, "maxLength": f.max_chars}
-                for f in self.outputs
-            },
+            "properties": {f.key: {"type": "string", "minLength": 1, "maxLength": f.max_chars} for f in self.outputs},
             "required": list(self.output_keys),
             "additionalProperties": False,
         }

@@ -70,11 +70,28 @@ def quality_fields() -> list[Field]:
         Field("quality_pass", "boolean", "True when every quality check that ran passed."),
         Field("quality_checks", "string", "Names of the quality checks that ran on this row.", repeated=True),
         Field("quality_failures", "string", "Names of the checks that failed (see docs/quality.md).", repeated=True),
-        Field("duplicate_of", "string", "example_id of the earlier row this one duplicates (rejected rows only).", nullable=True),
-        Field("sim_query_positive", "double", "Cosine similarity of anchor and positive (embedding checks).", nullable=True),
-        Field("sim_query_negative", "double", "Cosine similarity of anchor and negative (embedding checks).", nullable=True),
+        Field(
+            "duplicate_of",
+            "string",
+            "example_id of the earlier row this one duplicates (rejected rows only).",
+            nullable=True,
+        ),
+        Field(
+            "sim_query_positive",
+            "double",
+            "Cosine similarity of anchor and positive (embedding checks).",
+            nullable=True,
+        ),
+        Field(
+            "sim_query_negative",
+            "double",
+            "Cosine similarity of anchor and negative (embedding checks).",
+            nullable=True,
+        ),
         Field("mined_negatives", "string", "Extra hard negatives mined from other rows' documents.", repeated=True),
-        Field("mined_negative_scores", "double", "Cosine similarity of the anchor and each mined negative.", repeated=True),
+        Field(
+            "mined_negative_scores", "double", "Cosine similarity of the anchor and each mined negative.", repeated=True
+        ),
     ]
 
 

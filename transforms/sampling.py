@@ -66,7 +66,9 @@ def sample_attributes(element: Element, spec: SamplingSpec) -> Element:
             drawn = rng.choice(attr.values)
         values[attr.name] = pinned.get(attr.name, drawn)
     if values.get("source_language") is not None and values["source_language"] == values.get("target_language"):
-        raise ValueError(f"element {element.element_id}: source and target language are both {values['source_language']}")
+        raise ValueError(
+            f"element {element.element_id}: source and target language are both {values['source_language']}"
+        )
     return element._replace(attributes=tuple((a, values[a]) for a in task_type.attribute_names))
 
 

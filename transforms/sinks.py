@@ -81,7 +81,8 @@ class WriteDeadLetters(beam.PTransform):
         return (
             dead
             | "ToRows" >> beam.Map(dead_letter_row)
-            | "Write" >> WriteToAvro(
+            | "Write"
+            >> WriteToAvro(
                 output_prefix(self._output, DEAD_LETTER, self._run_id),
                 schema=avro_schema(DEAD_LETTER, dead_letter_fields()),
                 file_name_suffix=".avro",

@@ -14,11 +14,16 @@ from transforms.sampling import SamplingSpec, sample_attributes, symmetric_eleme
 pytestmark = pytest.mark.model
 
 SMALL = [
-    "--tasks-per-category", "1",
-    "--examples-per-task", "1",
-    "--examples-per-symmetric-type", "1",
-    "--max-tokens", "256",
-    "--max-parse-retries", "1",
+    "--tasks-per-category",
+    "1",
+    "--examples-per-task",
+    "1",
+    "--examples-per-symmetric-type",
+    "1",
+    "--max-tokens",
+    "256",
+    "--max-parse-retries",
+    "1",
 ]
 
 

@@ -51,7 +51,7 @@ def gbnf_for_schema(schema: dict) -> str:
                 raise ValueError(f"property {key!r}: only string properties are supported")
             rule = f"value{index}"
             rules.append(_string_rule(rule, prop.get("minLength", 0), prop.get("maxLength", 4000)))
-            parts.append(f"{_literal(key)} ws \":\" ws {rule}")
+            parts.append(f'{_literal(key)} ws ":" ws {rule}')
         body = ' "," ws '.join(parts)
         root = f'root ::= "{{" ws {body} ws "}}"'
     elif schema.get("type") == "array":

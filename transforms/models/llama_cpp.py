@@ -108,13 +108,18 @@ class LoadedLlama:
                     seed=request.sampling_seed,
                 )
         except Exception as err:  # noqa: BLE001 - one bad prompt (e.g. too long for n_ctx) must not fail the batch
-            return Completion(text="", model=self.config.model_name, finish_reason="error", error=f"{type(err).__name__}: {err}")
+            return Completion(
+                text="", model=self.config.model_name, finish_reason="error", error=f"{type(err).__name__}: {err}"
+            )
         choice = response["choices"][0]
         usage = response.get("usage") or {}
         _LOGGER.debug(
             "element %s attempt %d: %.1f s, %s completion tokens, finish %s",
-            request.element.element_id, request.attempt, time.monotonic() - started,
-            usage.get("completion_tokens"), choice.get("finish_reason"),
+            request.element.element_id,
+            request.attempt,
+            time.monotonic() - started,
+            usage.get("completion_tokens"),
+            choice.get("finish_reason"),
         )
         return Completion(
             text=choice["message"]["content"] or "",
