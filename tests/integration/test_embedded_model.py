@@ -82,10 +82,24 @@ def test_all_six_categories_on_the_real_model(in_process_run, capsys):
     assert sum(len(records[c]) for c in recipe.CATEGORIES) > 0, "the real model produced no row at all"
 
 
+# Reproducibility across runners is checked on three task types (one brainstormed, both symmetric) to keep the
+# suite short; the six-type default run was compared the same way by hand (see the README's Guarantees).
+SUBSET = ["--categories", "text-matching-short,monolingual-triplet,bitext-retrieval", *SMALL]
+SUBSET_TABLES = ["text-matching-short", "monolingual-triplet", "bitext-retrieval", "dead_letter"]
+
+
+@pytest.fixture(scope="module")
+def in_process_subset(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("embedded") / "subset")
+    assert generate.run(["--output", out, *SUBSET]) == 0
+    return read_all(out, SUBSET_TABLES)
+
+
 @pytest.mark.parametrize("workers", [1, 2, 4])
-def test_multi_process_runs_give_the_same_records(in_process_run, tmp_path, workers):
-    _, reference = in_process_run
+def test_multi_process_runs_give_the_same_records(in_process_subset, tmp_path, workers):
     other = str(tmp_path / f"workers_{workers}")
-    argv = ["--output", other, *SMALL, "--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
+    argv = ["--output", other, *SUBSET, "--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
     assert generate.run(argv) == 0
-    assert read_all(reference, TABLES) == read_all(other, TABLES)
+    records = read_all(other, SUBSET_TABLES)
+    assert sum(len(rows) for rows in records.values()) == 3  # one element per type: a row or a dead letter each
+    assert records == in_process_subset
