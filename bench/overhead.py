@@ -19,6 +19,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import apache_beam as beam  # noqa: E402
+from apache_beam.metrics.metric import MetricsFilter  # noqa: E402
 from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 
 from pipelines.generate import build_pipeline  # noqa: E402
@@ -90,11 +91,18 @@ def full_pipeline(argv: list) -> tuple[float, int, dict]:
     args, beam_args = parse_args(argv)
     config = to_config(args)
     started = time.perf_counter()
-    with beam.Pipeline(options=PipelineOptions(beam_args)) as p:
-        build_pipeline(p, config)
+    p = beam.Pipeline(options=PipelineOptions(beam_args))
+    build_pipeline(p, config)
+    result = p.run()
+    result.wait_until_finish()
     elapsed = time.perf_counter() - started
-    rows = [r for c in CATEGORIES for r in read_table(config.output, c)]
-    return elapsed, sum(r["completion_tokens"] for r in rows), {r["example_id"]: r for r in rows}
+    tokens = sum(
+        (m.committed or 0)
+        for m in result.metrics().query(MetricsFilter().with_name("tokens/replies_completion"))["counters"]
+    )
+    tables = [*CATEGORIES, *(f"rejected/{c}" for c in CATEGORIES)]  # rows the quality stage moved count too
+    rows = [r for t in tables for r in read_table(config.output, t)]
+    return elapsed, tokens, {r["example_id"]: r for r in rows}
 
 
 def _same(text: str, row) -> bool:

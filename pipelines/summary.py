@@ -23,6 +23,7 @@ class RunReport:
     tasks_returned: int
     parse_retries: int
     tokens: dict
+    replies: int
     journal_reused: int
     model_seconds: float
     wall_seconds: float
@@ -78,7 +79,11 @@ def from_metrics(pipeline_result, config, wall_seconds: float) -> RunReport:
         brainstorm_calls=len(config.brainstorm_categories) * config.brainstorm_rounds,
         tasks_returned=counters["brainstorm/tasks_returned"],
         parse_retries=counters["parse_retries"],
-        tokens={k: counters[f"tokens/{k}"] for k in ("prompt", "completion", "brainstorm")},
+        tokens={
+            k: counters[f"tokens/{k}"]
+            for k in ("prompt", "completion", "brainstorm", "replies_prompt", "replies_completion")
+        },
+        replies=counters["replies"],
         journal_reused=counters["journal/reused"],
         model_seconds=model_micros / 1e6,
         wall_seconds=wall_seconds,
@@ -120,7 +125,9 @@ def format_summary(report: RunReport) -> str:
         )
     t = report.tokens
     lines.append(
-        f"tokens: {t['prompt']} prompt + {t['completion']} completion in rows, {t['brainstorm']} in brainstorm calls"
+        f"tokens: {t['replies_prompt']} prompt + {t['replies_completion']} completion over {report.replies} model "
+        f"replies (brainstorm calls, re-asks and dead letters included); in written rows: {t['prompt']} prompt + "
+        f"{t['completion']} completion"
     )
     lines.append(f"time: {report.wall_seconds:.1f} s wall, {report.model_seconds:.1f} s in model calls")
     return "\n".join(lines)

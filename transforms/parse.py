@@ -141,6 +141,10 @@ class _ParseDoFn(beam.DoFn):
     def setup(self):
         self._dead = {}
         self._retried = Metrics.counter("embedgen", "parse_retries")
+        # Every reply, whatever becomes of it: what the model calls cost (replies reused by --resume included).
+        self._replies = Metrics.counter("embedgen", "replies")
+        self._reply_prompt_tokens = Metrics.counter("embedgen", "tokens/replies_prompt")
+        self._reply_completion_tokens = Metrics.counter("embedgen", "tokens/replies_completion")
 
     def _count_dead(self, stage: str, category: str, reason: str):
         key = (stage, category, reason)
@@ -150,6 +154,9 @@ class _ParseDoFn(beam.DoFn):
 
     def process(self, result):
         request, completion = result.example, result.inference
+        self._replies.inc()
+        self._reply_prompt_tokens.inc(completion.prompt_tokens)
+        self._reply_completion_tokens.inc(completion.completion_tokens)
         try:
             value = _parse(request, completion)
         except ParseFailure as failure:
