@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import logging
 import sys
 from collections.abc import Sequence
@@ -13,6 +12,8 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipelines import options as generate_options
+from pipelines.options import ConfigError  # one error type for every command's flags
 from transforms import recipe
 from transforms.export import (
     BALANCE_BY,
@@ -42,10 +43,6 @@ __all__ = [
 ]
 
 _LOGGER = logging.getLogger(__name__)
-
-
-class ConfigError(ValueError):
-    """A flag value that cannot run; the message names the flag and the allowed values."""
 
 
 class ExportOptions:
@@ -160,29 +157,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
 
 def check_beam_flags(beam_args: Sequence[str]) -> None:
     """Refuse flags that are neither ours nor a Beam pipeline option (Beam itself only warns and drops them)."""
-    parser = argparse.ArgumentParser(allow_abbrev=False, add_help=False)
-    pending = [PipelineOptions]
-    while pending:
-        cls = pending.pop()
-        pending.extend(cls.__subclasses__())
-        if "_add_argparse_args" in vars(cls) and not cls.__module__.startswith(("pipelines.", "transforms.")):
-            try:
-                cls._add_argparse_args(parser)
-            except argparse.ArgumentError:
-                pass  # an option registered by two classes
-    _, unknown = parser.parse_known_args(list(beam_args))
-    flags = [a for a in unknown if a.startswith("--")]
-    if flags:
-        ours = [o for a in _parser()._actions for o in a.option_strings]
-        hints = []
-        for flag in flags:
-            close = difflib.get_close_matches(flag.split("=")[0], ours, n=1)
-            hints.append(f"{flag} (did you mean {close[0]}?)" if close else flag)
-        raise ConfigError(
-            f"unknown flag(s): {', '.join(hints)}; see 'embedgen export --help' (Beam's pipeline flags are accepted too)"
-        )
-    if unknown:
-        raise ConfigError(f"unexpected argument(s): {' '.join(unknown)}")
+    generate_options.check_beam_flags(beam_args, [o for a in _parser()._actions for o in a.option_strings], "export")
 
 
 def _files(pattern: str) -> list[str]:

@@ -363,14 +363,23 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
     return args, rest
 
 
-def check_beam_flags(beam_args: Sequence[str]) -> None:
-    """Refuse flags that are neither ours nor a Beam pipeline option (Beam itself only warns)."""
+def check_beam_flags(
+    beam_args: Sequence[str], our_flags: Sequence[str] | None = None, command: str = "generate"
+) -> None:
+    """Refuse flags that are neither ours nor a Beam pipeline option (Beam itself only warns and drops them).
+
+    Args:
+        beam_args: What our own parser left over.
+        our_flags: The command's own flags, for "did you mean" hints (default: those of `embedgen generate`).
+        command: The subcommand named in the message.
+    """
     parser = argparse.ArgumentParser(allow_abbrev=False, add_help=False)
     pending = [PipelineOptions]
     while pending:
         cls = pending.pop()
         pending.extend(cls.__subclasses__())
-        if cls is not GenerateOptions and "_add_argparse_args" in vars(cls):
+        # Beam's own option classes only: ours are parsed by each command's parser.
+        if "_add_argparse_args" in vars(cls) and not cls.__module__.startswith(("pipelines.", "transforms.")):
             try:
                 cls._add_argparse_args(parser)
             except argparse.ArgumentError:
@@ -378,13 +387,15 @@ def check_beam_flags(beam_args: Sequence[str]) -> None:
     _, unknown = parser.parse_known_args(list(beam_args))
     flags = [a for a in unknown if a.startswith("--")]
     if flags:
-        ours = [o for a in _parser()._actions for o in a.option_strings]
+        if our_flags is None:
+            our_flags = [o for a in _parser()._actions for o in a.option_strings]
         hints = []
         for flag in flags:
-            close = difflib.get_close_matches(flag.split("=")[0], ours, n=1)
+            close = difflib.get_close_matches(flag.split("=")[0], list(our_flags), n=1)
             hints.append(f"{flag} (did you mean {close[0]}?)" if close else flag)
         raise ConfigError(
-            f"unknown flag(s): {', '.join(hints)}; see 'embedgen generate --help' (Beam's own pipeline flags are accepted too)"
+            f"unknown flag(s): {', '.join(hints)}; see 'embedgen {command} --help' "
+            "(Beam's own pipeline flags are accepted too)"
         )
     if unknown:
         raise ConfigError(f"unexpected argument(s): {' '.join(unknown)}")
