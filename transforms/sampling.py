@@ -87,6 +87,8 @@ def symmetric_elements(category: str, count: int, seed: int) -> Iterable[Element
 class _SampleDoFn(beam.DoFn):
     def __init__(self, spec: SamplingSpec):
         self._spec = spec
+
+    def setup(self):
         self._requested = {}
 
     def process(self, element: Element):
