@@ -19,7 +19,7 @@ from transforms.brainstorm import BrainstormTasks
 from transforms.inference import CallModel
 from transforms.models import make_handler
 from transforms.prompts import RenderPrompts
-from transforms.quality import CheckQuality, quality_summary, rejected_outputs, rejected_prefix
+from transforms.quality import CheckQuality, quality_summary, rejected_prefix
 from transforms.records import example_row
 from transforms.resume import DropFinished, ReadFinishedIds, ReadJournal, delete_journal, has_journal
 from transforms.sampling import SampleAttributes, generation_elements, symmetric_elements
@@ -78,7 +78,7 @@ def build_pipeline(p: beam.Pipeline, config: GenerationConfig, handler=None) -> 
     if config.resume:
         if has_journal(config.output):
             logged = p | "ReadJournal" >> ReadJournal(config.output)
-        earlier = existing_outputs(config.output) + rejected_outputs(config.output)
+        earlier = existing_outputs(config.output)
         if earlier:
             finished = p | "ReadFinishedIds" >> ReadFinishedIds(earlier)
     if config.brainstorm_categories:
@@ -139,7 +139,7 @@ def _prepare_output(config: GenerationConfig) -> None:
     from apache_beam.io.filesystems import FileSystems
 
     try:
-        earlier = existing_outputs(config.output) + rejected_outputs(config.output)
+        earlier = existing_outputs(config.output)
         journal = has_journal(config.output)
         if (earlier or journal) and not (config.overwrite or config.resume):
             what = f"{len(earlier)} Avro file(s)" if earlier else "the reply journal of an interrupted run"
@@ -156,8 +156,6 @@ def _prepare_output(config: GenerationConfig) -> None:
         raise ConfigError(f"--output {config.output} is not a writable directory: {err}") from None
     if config.overwrite and (earlier or journal):
         deleted = delete_outputs(config.output) + delete_journal(config.output)
-        if rejected_outputs(config.output):
-            FileSystems.delete(rejected_outputs(config.output))
         _LOGGER.info("--overwrite: deleted %d file(s) of an earlier run", deleted)
 
 

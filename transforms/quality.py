@@ -12,6 +12,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from transforms import recipe
 from transforms.checks import CheckSettings, check_row
 from transforms.dedup import DedupItem, SplitNearDuplicates
+from transforms.sinks import REJECTED
 
 __all__ = [
     "QualityConfig",
@@ -23,12 +24,10 @@ __all__ = [
     "FILTERS",
     "DUPLICATE",
     "rejected_prefix",
-    "rejected_outputs",
 ]
 
 _LOGGER = logging.getLogger(__name__)
 
-REJECTED = "rejected"  # <output>/rejected/<category>/*.avro: same schema as the category's example table
 FILTERS = ("flag", "reject")
 DUPLICATE = "duplicate"
 
@@ -201,17 +200,6 @@ def rejected_prefix(output: str) -> str:
     from apache_beam.io.filesystems import FileSystems
 
     return FileSystems.join(output, REJECTED)
-
-
-def rejected_outputs(output: str) -> list[str]:
-    """Avro files of the rejected tables (``<output>/rejected/<category>/*.avro``) an earlier run left."""
-    from apache_beam.io.filesystems import FileSystems
-
-    found = []
-    for category in recipe.CATEGORIES:
-        pattern = FileSystems.join(rejected_prefix(output), category, "*.avro")
-        found += [match.path for match in FileSystems.match([pattern])[0].metadata_list]
-    return sorted(found)
 
 
 def quality_summary(pipeline_result, output: str | None = None) -> str:

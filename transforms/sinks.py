@@ -11,9 +11,12 @@ from apache_beam.io.filesystems import FileSystems
 from transforms import recipe
 from transforms.records import DEAD_LETTER, avro_schema, dead_letter_fields, dead_letter_row, example_fields
 
-__all__ = ["WriteExamples", "WriteDeadLetters", "output_prefix", "existing_outputs", "delete_outputs"]
+__all__ = ["WriteExamples", "WriteDeadLetters", "REJECTED", "output_prefix", "existing_outputs", "delete_outputs"]
 
 _LOGGER = logging.getLogger(__name__)
+
+
+REJECTED = "rejected"  # <output>/rejected/<category>/: rows the quality policy routed away, same schema
 
 
 def output_prefix(output: str, table: str, run_id: str) -> str:
@@ -22,12 +25,12 @@ def output_prefix(output: str, table: str, run_id: str) -> str:
 
 
 def existing_outputs(output: str) -> list[str]:
-    """Avro files an earlier run left under ``output`` (any category or dead letters)."""
+    """Avro files an earlier run left under ``output``: example tables, dead letters and rejected tables."""
+    tables = [(c,) for c in recipe.CATEGORIES] + [(DEAD_LETTER,)] + [(REJECTED, c) for c in recipe.CATEGORIES]
     found = []
-    for table in (*recipe.CATEGORIES, DEAD_LETTER):
-        pattern = FileSystems.join(output, table, "*.avro")
-        for match in FileSystems.match([pattern])[0].metadata_list:
-            found.append(match.path)
+    for table in tables:
+        pattern = FileSystems.join(output, *table, "*.avro")
+        found += [match.path for match in FileSystems.match([pattern])[0].metadata_list]
     return sorted(found)
 
 
