@@ -115,9 +115,13 @@ def build_pipeline(p: beam.Pipeline, config: GenerationConfig, handler=None) -> 
         elements = elements | "DropFinished" >> DropFinished(finished)
     parsed, dead = (
         elements
+        # Spread the elements over the workers here, while they are small: their prompts are rendered
+        # after the shuffle, so no prompt text is shuffled (or held by an in-memory runner) before its call.
+        | "SpreadElements" >> beam.Reshuffle()
         | "SampleAttributes" >> SampleAttributes(config.sampling)
         | "RenderPrompts" >> RenderPrompts(seed)
-        | "GenerateExamples" >> CallModel(handler, seed, config.max_parse_retries, config.output, logged)
+        | "GenerateExamples"
+        >> CallModel(handler, seed, config.max_parse_retries, config.output, logged, spread_first=False)
     )
     dead_sets.append(dead)
     checked = parsed | "ToRows" >> beam.ParDo(_ToRow(seed)) | "CheckQuality" >> CheckQuality(config.quality)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import re
 from typing import NamedTuple
 
@@ -68,17 +69,31 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def band_layout(threshold: float, num_perm: int, recall: float = 0.99) -> tuple[int, int]:
-    """(bands, rows per band): the fewest bands that make a pair at exactly ``threshold`` a candidate with
-    probability >= ``recall`` (candidates are verified exactly, so extra candidates cost time, not accuracy)."""
+    """(bands, rows per band): the longest bands, and the fewest of them, that make a pair at exactly
+    ``threshold`` a candidate with probability >= ``recall`` within ``num_perm`` permutations.
+
+    Longer bands make fewer false candidates; fewer bands make fewer records to group (each item is grouped
+    once per band). Candidates are verified exactly, so a false candidate costs time, never accuracy.
+    """
     for rows in range(num_perm, 0, -1):
-        bands = num_perm // rows
-        if 1.0 - (1.0 - threshold**rows) ** bands >= recall:
+        hit = threshold**rows  # probability that one band of a pair at the threshold agrees
+        if hit >= 1.0:
+            return 1, rows
+        bands = 1 if hit <= 0.0 else math.ceil(math.log1p(-recall) / math.log1p(-hit) - 1e-9)
+        if 0 < bands and bands * rows <= num_perm and 1.0 - (1.0 - hit) ** bands >= recall:
             return bands, rows
     return num_perm, 1
 
 
+_SHINGLES = "shingles"
+
+
 class _Fingerprint(beam.DoFn):
-    """DedupItem -> ((scope, band, band hash), (rank, shingles)) once per band."""
+    """DedupItem -> ((scope, band hash), rank) once per band, and (rank, shingles) once on the tagged output.
+
+    Only the rank travels with each band key: most buckets hold one item, and carrying the shingles into every
+    band would hold ``bands`` copies of them while the buckets are grouped.
+    """
 
     def __init__(self, ngram: int, num_perm: int, bands: int, rows: int, seed: int):
         self._ngram = ngram
@@ -109,10 +124,29 @@ class _Fingerprint(beam.DoFn):
         )
         minhash.update_batch(grams.tolist())
         signature = minhash.hashvalues.astype(np.uint64)
+        yield beam.pvalue.TaggedOutput(_SHINGLES, (item.rank, grams))
         for band in range(self._bands):
-            chunk = signature[band * self._rows : (band + 1) * self._rows].tobytes()
-            key = (item.scope, band, hashlib.blake2b(chunk, digest_size=8).hexdigest())
-            yield key, (item.rank, grams)
+            chunk = band.to_bytes(2, "little") + signature[band * self._rows : (band + 1) * self._rows].tobytes()
+            yield (item.scope, int.from_bytes(hashlib.blake2b(chunk, digest_size=8).digest(), "little")), item.rank
+
+
+def _shared_buckets(keyed):
+    """A band bucket with two or more members -> (rank, bucket) per member; lone members need no comparison."""
+    bucket, ranks = keyed
+    ranks = list(ranks)
+    if len(ranks) > 1:
+        for rank in ranks:
+            yield rank, bucket
+
+
+def _shingles_per_bucket(joined):
+    """(rank, {shingles, buckets}) -> (bucket, (rank, shingles)) for each shared bucket of the item."""
+    rank, groups = joined
+    buckets = list(groups["buckets"])
+    if buckets:
+        grams = next(iter(groups["shingles"]))
+        for bucket in buckets:
+            yield bucket, (rank, grams)
 
 
 def _compare_in_band(keyed, threshold: float, max_comparisons: int):
@@ -134,6 +168,10 @@ class NearDuplicates(beam.PTransform):
     set on one worker), where candidates are verified by exact Jaccard of their shingle sets. An item is a
     duplicate when some item with a smaller rank is at least ``threshold`` similar to it; the smallest-ranked
     item of every cluster is never a duplicate, so each cluster keeps at least one member.
+
+    Ranks must be unique across scopes. Buckets are first grouped with ranks only; the shingles are joined to
+    the members of shared buckets afterwards, so the memory and shuffle volume of a run of distinct texts is
+    one small record per band and item plus one copy of each item's shingles.
     """
 
     def __init__(self, threshold: float, ngram: int, num_perm: int = 128, seed: int = 1, max_comparisons: int = 64):
@@ -148,11 +186,19 @@ class NearDuplicates(beam.PTransform):
         self._bands, self._rows = band_layout(threshold, num_perm)
 
     def expand(self, items):
-        return (
-            items
-            | "Fingerprint"
-            >> beam.ParDo(_Fingerprint(self._ngram, self._num_perm, self._bands, self._rows, self._seed))
+        fingerprints = items | "Fingerprint" >> beam.ParDo(
+            _Fingerprint(self._ngram, self._num_perm, self._bands, self._rows, self._seed)
+        ).with_outputs(_SHINGLES, main="bands")
+        memberships = (
+            fingerprints.bands
             | "GroupByBand" >> beam.GroupByKey()
+            | "SharedBuckets" >> beam.FlatMap(_shared_buckets)
+        )
+        return (
+            {"shingles": fingerprints[_SHINGLES], "buckets": memberships}
+            | "JoinShingles" >> beam.CoGroupByKey()
+            | "ShinglesPerBucket" >> beam.FlatMap(_shingles_per_bucket)
+            | "GroupByBucket" >> beam.GroupByKey()
             | "CompareInBand" >> beam.FlatMap(_compare_in_band, self._threshold, self._max_comparisons)
             | "EarliestDuplicateOf" >> beam.CombinePerKey(min)
         )
@@ -162,12 +208,12 @@ def _split(joined, counter_prefix: str):
     rank, groups = joined
     items = list(groups["item"])
     earlier = list(groups["earlier"])
-    for item in items:
+    for scope, payload in items:
         if earlier:
-            Metrics.counter("embedgen", f"{counter_prefix}/{item.scope}").inc()
-            yield beam.pvalue.TaggedOutput("duplicates", (item.payload, earlier[0]))
+            Metrics.counter("embedgen", f"{counter_prefix}/{scope}").inc()
+            yield beam.pvalue.TaggedOutput("duplicates", (payload, earlier[0]))
         else:
-            yield item.payload
+            yield payload
 
 
 class SplitNearDuplicates(beam.PTransform):
@@ -186,7 +232,8 @@ class SplitNearDuplicates(beam.PTransform):
 
     def expand(self, items):
         duplicate_of = items | "FindNearDuplicates" >> self._near
-        by_rank = items | "KeyByRank" >> beam.Map(lambda item: (item.rank, item))
+        # The text is not needed past the comparison: only the scope (for the counter) and payload are joined.
+        by_rank = items | "KeyByRank" >> beam.Map(lambda item: (item.rank, (item.scope, item.payload)))
         split = (
             {"item": by_rank, "earlier": duplicate_of}
             | "JoinDuplicateMarks" >> beam.CoGroupByKey()

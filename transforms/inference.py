@@ -27,9 +27,12 @@ class _SplitByJournal(beam.DoFn):
 
 
 class _Attempt(beam.PTransform):
-    def __init__(self, handler: ModelHandler, run_seed: int, max_retries: int, journal: str | None, logged):
+    def __init__(
+        self, handler: ModelHandler, run_seed: int, max_retries: int, journal: str | None, logged, reshuffle: bool
+    ):
         super().__init__()
         self._handler = handler
+        self._reshuffle = reshuffle
         self._run_seed = run_seed
         self._max_retries = max_retries
         self._journal = journal
@@ -44,8 +47,10 @@ class _Attempt(beam.PTransform):
                 | "SplitByJournal" >> beam.ParDo(_SplitByJournal()).with_outputs(_SplitByJournal.MISS, main="hit")
             )
             replayed, requests = [split.hit], split[_SplitByJournal.MISS]
-        # Break fusion so that model calls spread over all workers, whatever produced the requests.
-        results = requests | "Reshuffle" >> beam.Reshuffle() | "RunInference" >> RunInference(self._handler)
+        if self._reshuffle:
+            # Break fusion so that model calls spread over all workers, whatever produced the requests.
+            requests = requests | "Reshuffle" >> beam.Reshuffle()
+        results = requests | "RunInference" >> RunInference(self._handler)
         if self._journal is not None:
             results = results | "WriteJournal" >> WriteJournal(self._journal)
         if replayed:
@@ -68,10 +73,23 @@ class CallModel(beam.PTransform):
         journal: Output directory whose ``_journal/`` logs every reply as it arrives, or None.
         logged: ``(journal key, Completion)`` pairs of an earlier run; a request found there is
             answered from the log instead of calling the model (used by ``--resume``).
+        spread_first: Reshuffle the requests before the first attempt. Pass False when the input was
+            already redistributed upstream (the generation job reshuffles the small elements before their
+            prompts are rendered, so the prompts themselves never go through a shuffle); re-asks are always
+            reshuffled.
     """
 
-    def __init__(self, handler: ModelHandler, run_seed: int, max_retries: int, journal=None, logged=None):
+    def __init__(
+        self,
+        handler: ModelHandler,
+        run_seed: int,
+        max_retries: int,
+        journal=None,
+        logged=None,
+        spread_first: bool = True,
+    ):
         super().__init__()
+        self._spread_first = spread_first
         self._handler = handler
         self._run_seed = run_seed
         self._max_retries = max_retries
@@ -83,7 +101,12 @@ class CallModel(beam.PTransform):
         pending = requests
         for attempt in range(self._max_retries + 1):
             parsed, pending, dead = pending | f"Attempt{attempt}" >> _Attempt(
-                self._handler, self._run_seed, self._max_retries, self._journal, self._logged
+                self._handler,
+                self._run_seed,
+                self._max_retries,
+                self._journal,
+                self._logged,
+                reshuffle=attempt > 0 or self._spread_first,
             )
             parsed_parts.append(parsed)
             dead_parts.append(dead)
