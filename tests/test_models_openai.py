@@ -5,13 +5,11 @@ import json
 import pytest
 
 from pipelines import generate
-from tests.helpers import read_table
+from tests.helpers import prompt_requests, read_table
 from tests.standins import FaultCycle, StandIn
 from transforms import recipe
-from transforms.elements import Element
 from transforms.models.openai_compat import OpenAICompatHandler, OpenAISettings, openai_schema, response_format
 from transforms.models.remote import RemoteSettings
-from transforms.prompts import render
 
 
 @pytest.fixture
@@ -21,17 +19,7 @@ def standin():
 
 
 def _requests(n, category="text-matching-long"):
-    elements = [
-        Element(
-            f"o-{i}",
-            category,
-            "generate",
-            task=f"Given essay {i}, find a paraphrase.",
-            attributes=(("language", "de"),),
-        )
-        for i in range(n)
-    ]
-    return [render(e, 3) for e in elements]
+    return prompt_requests(n, category, "de", 3, "o")
 
 
 def _handler(standin, structured_output="auto", **settings):

@@ -9,26 +9,15 @@ from apache_beam.ml.inference.base import RunInference
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.utils import retry
 
+from tests.helpers import prompt_requests
 from tests.standins import Fault, StandIn, reply_for_schema
-from transforms.elements import Element
 from transforms.models import remote
 from transforms.models.openai_compat import OpenAICompatHandler, OpenAISettings
 from transforms.models.remote import RemoteSettings, strip_schema
-from transforms.prompts import render
 
 
 def _requests(n, category="text-matching-short"):
-    elements = [
-        Element(
-            f"element-{i:03d}",
-            category,
-            "generate",
-            task=f"Given topic {i}, find a paraphrase.",
-            attributes=(("language", "en"),),
-        )
-        for i in range(n)
-    ]
-    return [render(e, 42) for e in elements]
+    return prompt_requests(n, category, "en", 42, "element")
 
 
 def _handler(standin, **settings):
