@@ -113,7 +113,7 @@ def build_pipeline(p: beam.Pipeline, config: GenerationConfig, handler=None) -> 
     elements = element_sets | "AllElements" >> beam.Flatten()
     if finished is not None:
         elements = elements | "DropFinished" >> DropFinished(finished)
-    parsed, dead = (
+    rows, dead = (
         elements
         # Spread the elements over the workers here, while they are small: their prompts are rendered
         # after the shuffle, so no prompt text is shuffled (or held by an in-memory runner) before its call.
@@ -121,10 +121,12 @@ def build_pipeline(p: beam.Pipeline, config: GenerationConfig, handler=None) -> 
         | "SampleAttributes" >> SampleAttributes(config.sampling)
         | "RenderPrompts" >> RenderPrompts(seed)
         | "GenerateExamples"
-        >> CallModel(handler, seed, config.max_parse_retries, config.output, logged, spread_first=False)
+        >> CallModel(
+            handler, seed, config.max_parse_retries, config.output, logged, spread_first=False, finish=_ToRow(seed)
+        )
     )
     dead_sets.append(dead)
-    checked = parsed | "ToRows" >> beam.ParDo(_ToRow(seed)) | "CheckQuality" >> CheckQuality(config.quality)
+    checked = rows | "CheckQuality" >> CheckQuality(config.quality)
     rows = checked["rows"]
     checked["rejected"] | "WriteRejected" >> WriteExamples(
         rejected_prefix(config.output), config.categories, config.run_id

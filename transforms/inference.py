@@ -77,6 +77,10 @@ class CallModel(beam.PTransform):
             already redistributed upstream (the generation job reshuffles the small elements before their
             prompts are rendered, so the prompts themselves never go through a shuffle); re-asks are always
             reshuffled.
+        finish: A DoFn applied to each attempt's ``(request, completion, value)`` before the attempts are
+            merged; ``parsed`` then holds its outputs. The generation job turns them into rows here, so where
+            the attempts meet (a Flatten, which an in-memory runner holds whole) only rows are held, not
+            prompts and raw replies.
     """
 
     def __init__(
@@ -87,9 +91,11 @@ class CallModel(beam.PTransform):
         journal=None,
         logged=None,
         spread_first: bool = True,
+        finish: beam.DoFn | None = None,
     ):
         super().__init__()
         self._spread_first = spread_first
+        self._finish = finish
         self._handler = handler
         self._run_seed = run_seed
         self._max_retries = max_retries
@@ -108,6 +114,8 @@ class CallModel(beam.PTransform):
                 self._logged,
                 reshuffle=attempt > 0 or self._spread_first,
             )
+            if self._finish is not None:
+                parsed = parsed | f"Finish{attempt}" >> beam.ParDo(self._finish)
             parsed_parts.append(parsed)
             dead_parts.append(dead)
         # The last attempt never yields retries: its ParseAndValidate sees attempt == max_retries.
