@@ -36,6 +36,9 @@ for _t in recipe.TASK_TYPES:
         values.extend(v for v in _a.values if v not in values)
 
 
+# llama.cpp's LLAMA_MAX_SEQ (llama_cpp.llama_max_parallel_sequences() of the installed build), without importing it.
+_MAX_PARALLEL_SEQUENCES = 256
+
 # Beam pipeline flags our own validation reads as well (they are left in Beam's arguments).
 _SHARED_BEAM_FLAGS = ("project", "region", "temp_location")
 
@@ -161,6 +164,12 @@ class GenerateOptions(PipelineOptions):
             type=int,
             default=None,
             help="Most prompts RunInference hands the model in one batch; a remote backend sends a batch's requests concurrently (default: 4 for embedded, 4 x --max-concurrent-requests for remote backends).",
+        )
+        model.add_argument(
+            "--llama-parallel-sequences",
+            type=int,
+            default=1,
+            help="Embedded model: decode this many prompts of a batch together, one llama.cpp evaluation for all of them (batches are made at least this big). Faster on CPU (bench/batched_decoding.py), but a reply then depends on which prompts share its batch, so it can differ from the one-at-a-time reply and between runs whose batches are formed differently (e.g. another number of worker processes). With several workers on one machine, set --n-threads so that workers x threads <= cores. Each sequence gets its own --n-ctx of KV cache (default: %(default)s, one at a time).",
         )
 
         remote = parser.add_argument_group("remote models (gemini:<model>, openai:<model>)")
@@ -325,6 +334,7 @@ class GenerationConfig:
     bigquery: BigQueryTarget | None = None  # --bigquery-dataset
     run_date: str | None = None  # --run-date, YYYY-MM-DD
     quality: QualityConfig = QualityConfig()  # the quality flag group
+    llama_parallel_sequences: int = 1  # --llama-parallel-sequences, embedded model only
 
     @property
     def brainstorm_categories(self) -> tuple:
@@ -671,6 +681,17 @@ def to_config(args: argparse.Namespace) -> GenerationConfig:
     _check_positive("--n-ctx", args.n_ctx, 512)
     if args.n_threads is not None:
         _check_positive("--n-threads", args.n_threads)
+    _check_positive("--llama-parallel-sequences", args.llama_parallel_sequences)
+    if args.llama_parallel_sequences > _MAX_PARALLEL_SEQUENCES:
+        raise ConfigError(
+            f"--llama-parallel-sequences must be at most {_MAX_PARALLEL_SEQUENCES} (llama.cpp's limit), "
+            f"got {args.llama_parallel_sequences}"
+        )
+    if args.llama_parallel_sequences > 1 and args.model != "embedded":
+        raise ConfigError(
+            f"--llama-parallel-sequences applies to --model embedded only, not {args.model!r} "
+            "(remote backends send a batch's requests concurrently; see --max-concurrent-requests)"
+        )
     if not 0.0 <= args.temperature <= 2.0:
         raise ConfigError(f"--temperature must be between 0 and 2, got {args.temperature}")
     if not 0.0 < args.top_p <= 1.0:
@@ -712,4 +733,5 @@ def to_config(args: argparse.Namespace) -> GenerationConfig:
         bigquery=_bigquery(args, run_date),
         run_date=run_date,
         quality=_quality(args),
+        llama_parallel_sequences=args.llama_parallel_sequences,
     )

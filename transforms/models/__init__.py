@@ -18,6 +18,7 @@ def make_handler(config):
                 max_tokens=config.max_tokens,
                 temperature=config.temperature,
                 top_p=config.top_p,
+                parallel_sequences=config.llama_parallel_sequences,
             ),
             max_batch_size=config.batch_size,
         )

@@ -52,6 +52,7 @@ class LlamaCppConfig:
     max_tokens: int = 1024
     temperature: float = 1.0
     top_p: float = 1.0
+    parallel_sequences: int = 1  # > 1: a RunInference batch is decoded that many sequences at a time
 
     @property
     def model_name(self) -> str:
@@ -61,9 +62,11 @@ class LlamaCppConfig:
 class LoadedLlama:
     """One llama.cpp model in this process, its lock, and its compiled grammars.
 
-    llama.cpp is not safe for concurrent calls on one context and already uses every core
-    for one call, so calls are serialized. Each call starts from an empty KV cache, so a
-    reply never depends on which prompt the process served before.
+    llama.cpp is not safe for concurrent calls on one context and uses the cores itself, so
+    calls are serialized. Each call starts from an empty KV cache, so a reply never depends on
+    which prompt the process served before. With ``parallel_sequences > 1``, ``complete_many``
+    decodes a batch in a second context, several sequences per evaluation
+    (``llama_cpp_batched``); a reply then depends on which prompts share its batch.
     """
 
     def __init__(self, config: LlamaCppConfig):
@@ -81,6 +84,15 @@ class LoadedLlama:
         )
         self.lock = threading.Lock()
         self._grammars: dict[str, Any] = {}
+        self._gbnf: dict[str, str] = {}
+        self._batched = None  # the BatchedDecoder, made on first use with parallel_sequences > 1
+
+    def close(self) -> None:
+        """Free the batched context (if any), then the model."""
+        if self._batched is not None:
+            self._batched.close()
+            self._batched = None
+        self.llama.close()
 
     def grammar(self, schema_json: str):
         """The GBNF grammar for a JSON schema, compiled once per process and schema."""
@@ -91,6 +103,67 @@ class LoadedLlama:
             grammar = LlamaGrammar.from_string(gbnf_for_schema(json.loads(schema_json)), verbose=False)
             self._grammars[schema_json] = grammar
         return grammar
+
+    def gbnf(self, schema_json: str) -> str:
+        """The GBNF text for a JSON schema, written once per process and schema."""
+        text = self._gbnf.get(schema_json)
+        if text is None:
+            text = self._gbnf[schema_json] = gbnf_for_schema(json.loads(schema_json))
+        return text
+
+    def complete_many(self, requests: Sequence[PromptRequest]) -> list:
+        """One Completion per request, in order; errors come back as Completions, never raised.
+
+        With ``parallel_sequences`` 1 the requests are completed one by one (``complete``); above 1 they are
+        decoded together, that many sequences per llama.cpp evaluation.
+        """
+        if self.config.parallel_sequences <= 1:
+            return [self.complete(request) for request in requests]
+        from transforms.models.llama_cpp_batched import BatchedDecoder, ChatRequest
+
+        started = time.monotonic()
+        results: list = [None] * len(requests)
+        chats, positions = [], []
+        for index, request in enumerate(requests):
+            try:
+                chats.append(ChatRequest(request.prompt, self.gbnf(request.schema_json), request.sampling_seed))
+                positions.append(index)
+            except Exception as err:  # noqa: BLE001 - a bad schema fails its own request only
+                results[index] = self._error(err)
+        try:
+            with self.lock:
+                if self._batched is None:
+                    self._batched = BatchedDecoder(
+                        self.llama,
+                        self.config.parallel_sequences,
+                        self.config.n_ctx,
+                        n_batch=self.config.n_batch,
+                        sampling_threads=self.config.n_threads,
+                    )
+                completions = self._batched.generate(
+                    chats,
+                    self.config.max_tokens,
+                    self.config.temperature,
+                    self.config.top_p,
+                    model_name=self.config.model_name,
+                )
+        except Exception as err:  # noqa: BLE001 - not one request's fault, but a batch must still not raise
+            completions = [self._error(err)] * len(chats)
+        for index, completion in zip(positions, completions, strict=True):
+            results[index] = completion
+        _LOGGER.debug(
+            "%d requests decoded %d at a time: %.1f s, %d completion tokens",
+            len(requests),
+            self.config.parallel_sequences,
+            time.monotonic() - started,
+            sum(c.completion_tokens for c in results),
+        )
+        return results
+
+    def _error(self, err: Exception) -> Completion:
+        return Completion(
+            text="", model=self.config.model_name, finish_reason="error", error=f"{type(err).__name__}: {err}"
+        )
 
     def complete(self, request: PromptRequest) -> Completion:
         """One constrained chat completion; errors come back as a Completion, never raised."""
@@ -108,9 +181,7 @@ class LoadedLlama:
                     seed=request.sampling_seed,
                 )
         except Exception as err:  # noqa: BLE001 - one bad prompt (e.g. too long for n_ctx) must not fail the batch
-            return Completion(
-                text="", model=self.config.model_name, finish_reason="error", error=f"{type(err).__name__}: {err}"
-            )
+            return self._error(err)
         choice = response["choices"][0]
         usage = response.get("usage") or {}
         _LOGGER.debug(
@@ -139,7 +210,7 @@ def _close_models() -> None:
     # Free llama.cpp contexts before interpreter teardown, when their finalizers can no longer run cleanly.
     with _MODELS_LOCK:
         for model in _MODELS.values():
-            model.llama.close()
+            model.close()
         _MODELS.clear()
 
 
@@ -166,7 +237,9 @@ class LlamaCppHandler(ModelHandler[PromptRequest, PredictionResult, LoadedLlama]
     def run_inference(
         self, batch: Sequence[PromptRequest], model: LoadedLlama, inference_args: dict | None = None
     ) -> Iterable[PredictionResult]:
-        return [PredictionResult(request, model.complete(request), self._config.model_name) for request in batch]
+        completions = model.complete_many(batch)
+        name = self._config.model_name
+        return [PredictionResult(r, c, name) for r, c in zip(batch, completions, strict=True)]
 
     def get_num_bytes(self, batch: Sequence[PromptRequest]) -> int:
         return sum(len(r.prompt) for r in batch)
@@ -175,4 +248,9 @@ class LlamaCppHandler(ModelHandler[PromptRequest, PredictionResult, LoadedLlama]
         return "embedgen_llama_cpp"
 
     def batch_elements_kwargs(self) -> dict:
+        parallel = self._config.parallel_sequences
+        if parallel > 1:
+            # Batches of at least parallel_sequences prompts (fewer only at the end of a bundle): Beam's batch-size
+            # estimator would otherwise shrink them towards its 10 s target, and the decoder's slots would sit idle.
+            return {"min_batch_size": parallel, "max_batch_size": max(self._max_batch_size, parallel)}
         return {"min_batch_size": 1, "max_batch_size": self._max_batch_size}
