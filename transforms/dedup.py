@@ -190,9 +190,7 @@ class NearDuplicates(beam.PTransform):
             _Fingerprint(self._ngram, self._num_perm, self._bands, self._rows, self._seed)
         ).with_outputs(_SHINGLES, main="bands")
         memberships = (
-            fingerprints.bands
-            | "GroupByBand" >> beam.GroupByKey()
-            | "SharedBuckets" >> beam.FlatMap(_shared_buckets)
+            fingerprints.bands | "GroupByBand" >> beam.GroupByKey() | "SharedBuckets" >> beam.FlatMap(_shared_buckets)
         )
         return (
             {"shingles": fingerprints[_SHINGLES], "buckets": memberships}
