@@ -119,6 +119,7 @@ class BatchedDecoder:
         self._vocab = llama_cpp.llama_model_get_vocab(llama.model)
         self._n_vocab = llama.n_vocab()
         self._piece = ctypes.create_string_buffer(256)
+        self._grammars: dict = {}  # GBNF text -> LlamaGrammar, for the chat handler call _prepare records
         # Sampling (the grammar checks every token of the vocabulary) costs about as much as a decode step for this
         # model, and each sequence's chain is independent, so the chains run on threads; ctypes releases the GIL.
         self._threads = max(1, min(n_parallel, sampling_threads or os.cpu_count() or 1))
@@ -144,11 +145,14 @@ class BatchedDecoder:
         """The prompt tokens and sampling settings the model's chat handler would use, as a _Sequence."""
         from llama_cpp import Llama, LlamaGrammar
 
+        grammar = self._grammars.get(request.grammar)
+        if grammar is None:
+            grammar = self._grammars[request.grammar] = LlamaGrammar.from_string(request.grammar, verbose=False)
         try:
             Llama.create_chat_completion(
                 _RecordingLlama(self._llama),
                 messages=[{"role": "user", "content": request.prompt}],
-                grammar=LlamaGrammar.from_string(request.grammar, verbose=False),
+                grammar=grammar,
                 max_tokens=max_tokens,
                 temperature=temperature,
                 top_p=top_p,
