@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main", "COMMANDS"]
+__all__ = ["main", "COMMANDS", "configure_logging"]
 
 # command -> (module, one-line description). A command is offered once its module exists.
 COMMANDS = {
@@ -16,6 +17,12 @@ COMMANDS = {
     "export": ("pipelines.export", "turn generated data into training rows (jsonl or parquet)"),
     "train": ("pipelines.train", "fine-tune a small embedding model on exported rows"),
 }
+
+
+def configure_logging() -> None:
+    """The log format every command uses on the terminal; Beam's own INFO lines are left out."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apache_beam").setLevel(logging.WARNING)
 
 
 def _available() -> dict:

@@ -13,6 +13,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import options as generate_options
+from pipelines.cli import configure_logging
 from pipelines.options import ConfigError  # one error type for every command's flags
 from transforms import recipe
 from transforms.export import (
@@ -339,8 +340,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    configure_logging()
     return run(sys.argv[1:] if argv is None else argv)
 
 

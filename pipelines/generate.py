@@ -13,6 +13,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import summary
+from pipelines.cli import configure_logging
 from pipelines.options import ConfigError, GenerationConfig, check_beam_flags, parse_args, to_config
 from transforms.bigquery import WriteDeadLettersToBigQuery, WriteExamplesToBigQuery
 from transforms.brainstorm import BrainstormTasks
@@ -188,8 +189,7 @@ def run(argv: Sequence[str] | None = None, handler=None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    configure_logging()
     return run(sys.argv[1:] if argv is None else argv)
 
 

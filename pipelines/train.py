@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from pipelines.cli import configure_logging
 from transforms.export import balance_rank
 from transforms.training import DEFAULT_BASE_MODEL, PACKAGED_MODELS, TrainSettings, resolve_base_model, split_files
 
@@ -261,7 +262,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     return run(sys.argv[1:] if argv is None else argv)
 
 
