@@ -100,7 +100,7 @@ class LoadedLlama:
         if grammar is None:
             from llama_cpp import LlamaGrammar
 
-            grammar = LlamaGrammar.from_string(gbnf_for_schema(json.loads(schema_json)), verbose=False)
+            grammar = LlamaGrammar.from_string(self.gbnf(schema_json), verbose=False)
             self._grammars[schema_json] = grammar
         return grammar
 
