@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms import recipe
+from transforms.config import ConfigError
 from transforms.bigquery import BigQueryTarget
 from transforms.models.gemini import GeminiSettings
 from transforms.models.openai_compat import STRUCTURED_OUTPUT, OpenAISettings
@@ -41,10 +42,6 @@ _MAX_PARALLEL_SEQUENCES = 256
 
 # Beam pipeline flags our own validation reads as well (they are left in Beam's arguments).
 _SHARED_BEAM_FLAGS = ("project", "region", "temp_location")
-
-
-class ConfigError(ValueError):
-    """A flag value that cannot run; the message names the flag and the allowed values."""
 
 
 class GenerateOptions(PipelineOptions):

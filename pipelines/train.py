@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 
 from pipelines.cli import configure_logging
+from transforms.config import ConfigError
 from transforms.export import balance_rank
 from transforms.training import DEFAULT_BASE_MODEL, PACKAGED_MODELS, TrainSettings, resolve_base_model, split_files
 
@@ -21,10 +22,6 @@ _LOGGER = logging.getLogger(__name__)
 
 RESULTS_FILE = "embedgen_train.json"
 _METRICS = (("recall@1", "recall@1"), ("mrr@10", "MRR@10"), ("ndcg@10", "nDCG@10"))
-
-
-class ConfigError(ValueError):
-    """A flag value that cannot run; the message names the flag and the allowed values."""
 
 
 @dataclasses.dataclass(frozen=True)

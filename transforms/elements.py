@@ -13,6 +13,7 @@ __all__ = [
     "DeadLetter",
     "stable_id",
     "derive_seed",
+    "token_budget",
     "element_rng",
 ]
 
@@ -50,6 +51,7 @@ class PromptRequest(NamedTuple):
     sampling_seed: int
     attempt: int = 0
     failures: tuple = ()  # reasons of earlier attempts, oldest first
+    max_tokens: int = 0  # completion-token cap of this request (0: the backend's --max-tokens); never above it
 
 
 class Completion(NamedTuple):
@@ -84,6 +86,11 @@ class DeadLetter(NamedTuple):
     model: str
     attempts: int
     failures: tuple = ()
+
+
+def token_budget(request: PromptRequest, ceiling: int) -> int:
+    """The completion-token cap of one call: the request's own budget, bounded by the backend's ``ceiling``."""
+    return min(request.max_tokens, ceiling) if request.max_tokens > 0 else ceiling
 
 
 def stable_id(*parts: object) -> str:

@@ -7,7 +7,7 @@ import json
 import logging
 from typing import Any
 
-from transforms.elements import Completion, PromptRequest
+from transforms.elements import Completion, PromptRequest, token_budget
 from transforms.models.remote import CallFailed, RemoteHandler, RemoteSettings, is_retryable_status
 
 __all__ = ["GeminiSettings", "GeminiHandler", "gemini_schema", "check_credentials", "FLEX_HEADER"]
@@ -127,7 +127,7 @@ class GeminiHandler(RemoteHandler):
         return types.GenerateContentConfig(
             temperature=self._settings.temperature,
             top_p=self._settings.top_p,
-            max_output_tokens=self._settings.max_tokens,
+            max_output_tokens=token_budget(request, self._settings.max_tokens),
             seed=request.sampling_seed,
             candidate_count=1,
             response_mime_type="application/json",

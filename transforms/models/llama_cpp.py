@@ -16,7 +16,7 @@ from typing import Any
 
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
-from transforms.elements import Completion, PromptRequest
+from transforms.elements import Completion, PromptRequest, token_budget
 from transforms.models.grammar import gbnf_for_schema
 
 __all__ = ["LlamaCppConfig", "LlamaCppHandler", "default_model_path", "LoadedLlama"]
@@ -175,7 +175,7 @@ class LoadedLlama:
                 response = self.llama.create_chat_completion(
                     messages=[{"role": "user", "content": request.prompt}],
                     grammar=grammar,
-                    max_tokens=self.config.max_tokens,
+                    max_tokens=token_budget(request, self.config.max_tokens),
                     temperature=self.config.temperature,
                     top_p=self.config.top_p,
                     seed=request.sampling_seed,

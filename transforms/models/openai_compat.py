@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 
-from transforms.elements import Completion, PromptRequest
+from transforms.elements import Completion, PromptRequest, token_budget
 from transforms.models.remote import CallFailed, RemoteHandler, RemoteSettings, is_retryable_status, strip_schema
 
 __all__ = ["OpenAISettings", "OpenAICompatHandler", "openai_schema", "response_format", "STRUCTURED_OUTPUT"]
@@ -131,7 +131,7 @@ class OpenAICompatHandler(RemoteHandler):
                 response = client.client.chat.completions.create(
                     model=self._settings.model,
                     messages=[{"role": "user", "content": request.prompt}],
-                    max_tokens=self._settings.max_tokens,
+                    max_tokens=token_budget(request, self._settings.max_tokens),
                     temperature=self._settings.temperature,
                     top_p=self._settings.top_p,
                     seed=request.sampling_seed,
