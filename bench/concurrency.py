@@ -1,14 +1,16 @@
-"""Remote-model throughput: the pipeline against a stand-in with fixed latency, concurrent vs one call at a time.
+"""Remote-model throughput: the pipeline against a stand-in with a set mean latency, at several concurrencies.
 
 A Gemini call takes seconds, so throughput comes from keeping many calls in flight. This runs the real
 generation pipeline (DirectRunner, ``--model gemini:...`` through google-genai) against the local generateContent
-stand-in, which runs in its own process and answers every call after exactly ``--latency`` seconds. It measures,
-at the stand-in, calls per second from the first call's arrival to the last answer, and divides by the ideal
-``concurrency / latency``. The same is printed for one call at a time (``--max-concurrent-requests 1``).
+stand-in, which runs in its own process and answers every call after ``--latency`` seconds, fixed or drawn from
+a lognormal spread with the same mean (``--latency-spread SIGMA``; real LLM latencies spread with output length).
+It measures, at the stand-in, calls per second from the first call's arrival to the last answer, and divides by
+the ideal ``concurrency / mean latency``. Every combination of ``--concurrency`` and ``--latency-spread`` is one
+pipeline run of ``concurrency x --rounds`` calls; ``--sequential-calls N`` adds a run one call at a time.
 
-    .venv/bin/python bench/concurrency.py [--latency 0.5] [--concurrency 32] [--batches 20]
+    .venv/bin/python bench/concurrency.py [--latency 0.5] [--concurrency 32,128] [--latency-spread 0,1] [--rounds 40]
 
-The last line is the ratio at the chosen concurrency (goal: at least 0.8 at 32).
+The last line is the smallest ratio of all the runs (goal: at least 0.9).
 """
 
 from __future__ import annotations
@@ -27,10 +29,20 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from pipelines import generate  # noqa: E402
 
 
-def _measure(latency: float, concurrency: int, calls: int, workdir: str) -> dict:
+def _measure(latency: float, spread: float, concurrency: int, calls: int, workdir: str, extra=()) -> dict:
     """One pipeline run of ``calls`` elements; the stand-in's stats and the wall time."""
     server = subprocess.Popen(
-        [sys.executable, "-m", "tests.standins.server", "--latency", str(latency), "--adc-dir", workdir],
+        [
+            sys.executable,
+            "-m",
+            "tests.standins.server",
+            "--latency",
+            str(latency),
+            "--latency-spread",
+            str(spread),
+            "--adc-dir",
+            workdir,
+        ],  # fmt: skip
         stdout=subprocess.PIPE,
         text=True,
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -43,7 +55,7 @@ def _measure(latency: float, concurrency: int, calls: int, workdir: str) -> dict
             "--output", os.path.join(workdir, f"out-{concurrency}"), "--overwrite",
             "--model", "gemini:bench-model", "--api-base", url, "--project", "bench-project", "--region", "us-central1",
             "--categories", "monolingual-triplet", "--examples-per-symmetric-type", str(calls),
-            "--max-concurrent-requests", str(concurrency), "--max-parse-retries", "0",
+            "--max-concurrent-requests", str(concurrency), "--max-parse-retries", "0", *extra,
         ]  # fmt: skip
         started = time.monotonic()
         code = generate.run(argv)
@@ -65,34 +77,58 @@ def _measure(latency: float, concurrency: int, calls: int, workdir: str) -> dict
     }
 
 
+def _numbers(kind):
+    def parse(text: str) -> list:
+        return [kind(v) for v in text.split(",") if v.strip()]
+
+    return parse
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency", type=float, default=0.5, help="Mean seconds per call (default: 0.5).")
     parser.add_argument(
-        "--latency", type=float, default=0.5, help="Seconds the stand-in takes per call (default: 0.5)."
+        "--latency-spread",
+        type=_numbers(float),
+        default=[0.0, 1.0],
+        help="Comma-separated sigmas of the lognormal latency (same mean; 0 = fixed) (default: 0,1).",
     )
-    parser.add_argument("--concurrency", type=int, default=32, help="--max-concurrent-requests (default: 32).")
     parser.add_argument(
-        "--batches", type=int, default=20, help="Full batches of calls in the concurrent run (default: 20)."
+        "--concurrency",
+        type=_numbers(int),
+        default=[32, 128],
+        help="Comma-separated --max-concurrent-requests values (default: 32,128).",
+    )
+    parser.add_argument("--rounds", type=int, default=40, help="Calls per run = concurrency x this (default: 40).")
+    parser.add_argument(
+        "--sequential-calls", type=int, default=0, help="Also run this many calls one at a time (default: 0, skip)."
     )
     parser.add_argument(
-        "--sequential-calls", type=int, default=32, help="Calls in the one-at-a-time run (default: 32)."
+        "--pipeline-args", default="", help="Extra generate flags for every run, space-separated (default: none)."
     )
     args = parser.parse_args(argv)
-    ideal = args.concurrency / args.latency
+    extra = args.pipeline_args.split()
+    runs = []
     with tempfile.TemporaryDirectory() as workdir:
-        one = _measure(args.latency, 1, args.sequential_calls, workdir)
-        many = _measure(args.latency, args.concurrency, args.concurrency * args.batches, workdir)
-    print(f"stand-in latency {args.latency:g} s; ideal at {args.concurrency} in flight: {ideal:.1f} calls/s")
-    for name, run, concurrency in (
-        ("one call at a time", one, 1),
-        (f"{args.concurrency} concurrent", many, args.concurrency),
-    ):
+        if args.sequential_calls:
+            one = _measure(args.latency, 0.0, 1, args.sequential_calls, workdir, extra)
+            runs.append(("one call at a time", 1, 0.0, one, False))
+        for sigma in args.latency_spread:
+            for concurrency in args.concurrency:
+                run = _measure(args.latency, sigma, concurrency, concurrency * args.rounds, workdir, extra)
+                runs.append((f"{concurrency} concurrent, sigma {sigma:g}", concurrency, sigma, run, True))
+    print(f"stand-in mean latency {args.latency:g} s")
+    ratios = []
+    for name, concurrency, _sigma, run, counted in runs:
+        ratio = run["rps"] * args.latency / concurrency
+        if counted:
+            ratios.append(ratio)
         print(
-            f"{name:>20}: {run['calls']} calls in {run['window']:.2f} s at the stand-in ({run['wall']:.1f} s pipeline wall), "
-            f"{run['rps']:.2f} calls/s, max in flight {run['max_in_flight']}; calls/s / ({args.concurrency} / latency) = "
-            f"{run['rps'] / ideal:.3f}, / ({concurrency} / latency) = {run['rps'] * args.latency / concurrency:.3f}"
+            f"{name:>26}: {run['calls']} calls in {run['window']:.2f} s at the stand-in "
+            f"({run['wall']:.1f} s pipeline wall), {run['rps']:.2f} calls/s, max in flight {run['max_in_flight']}; "
+            f"calls/s / ({concurrency} / mean latency) = {ratio:.3f}"
         )
-    print(f"{many['rps'] / ideal:.3f}")
+    print(f"{min(ratios):.3f}")
     return 0
 
 

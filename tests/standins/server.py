@@ -8,6 +8,9 @@ One server speaks both protocols, chosen by the request path:
   (:meth:`StandIn.write_adc_file` writes a service-account key file) and the real google-auth flow runs;
 - ``GET /_standin/stats``: counts and timings (used by a benchmark that runs the stand-in in another process).
 
+Latency can be fixed or drawn from a lognormal spread with the same mean (``latency_spread``), and a shared quota
+(a token bucket over all callers, ``quota_rate`` requests per second) answers 429 with ``Retry-After`` beyond it.
+
 A valid reply is derived from the JSON schema the request carries (every required key gets a non-empty string,
 arrays get distinct strings), so any task type works without configuration. Faults are injected by a list of
 :class:`Fault` rules; the first rule that applies to a call decides what the call gets::
@@ -28,9 +31,11 @@ import dataclasses
 import hashlib
 import http.server
 import json
+import math
 import os
 import re
 import socketserver
+import statistics
 import sys
 import threading
 import time
@@ -80,8 +85,9 @@ class Call:
         finished: ``time.monotonic()`` when the answer was written (0 while in flight).
         status: HTTP status of the answer (0 for a dropped or hung call).
         fault: The injected fault, None for a valid answer, or why the call was refused before any rule:
-            ``unauthenticated`` (no valid bearer token) or ``unsupported_format`` (a response_format type the
-            stand-in was told not to accept).
+            ``unauthenticated`` (no valid bearer token), ``unsupported_format`` (a response_format type the
+            stand-in was told not to accept) or ``quota`` (answered 429: the shared quota had no token left).
+        retry_after: The ``Retry-After`` seconds the answer carried, if any.
     """
 
     protocol: str
@@ -97,6 +103,26 @@ class Call:
     finished: float = 0.0
     status: int = 0
     fault: str | None = None
+    retry_after: float | None = None
+
+
+class _TokenBucket:
+    """A shared quota: ``rate`` tokens per second, at most ``burst`` saved up; one token per call (not thread-safe)."""
+
+    def __init__(self, rate: float, burst: float):
+        self.rate = rate
+        self.burst = burst
+        self._tokens = burst
+        self._updated = time.monotonic()
+
+    def take(self, now: float) -> float:
+        """0 when a token was taken, else the seconds until the next token."""
+        self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+        self._updated = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return 0.0
+        return (1.0 - self._tokens) / self.rate
 
 
 @dataclasses.dataclass
@@ -110,6 +136,7 @@ class Fault:
         per_prompt: Count ``times`` separately for each distinct prompt (``times=1``: each prompt's first call
             fails, its retry succeeds) or over all calls together.
         protocol: Restrict the rule to ``gemini`` or ``openai`` calls.
+        retry_after: Seconds sent in a ``Retry-After`` header with a status fault (None: no header).
     """
 
     kind: str
@@ -117,6 +144,7 @@ class Fault:
     times: int | None = None
     per_prompt: bool = True
     protocol: str | None = None
+    retry_after: float | None = None
 
     def __post_init__(self):
         if self.kind not in FAULTS:
@@ -245,6 +273,13 @@ class StandIn:
         faults: Rules, tried in order; the first that applies to a call decides its fault.
         latency: Seconds before each model answer (status faults and drops answer at once), or a
             function of the Call giving the seconds.
+        latency_spread: Sigma of a lognormal factor applied to ``latency`` (mean 1, so the mean latency stays
+            the same); 0 keeps it fixed. The factor is drawn per call from (prompt, seed, earlier calls of the
+            prompt), so a run's latencies are reproducible.
+        quota_rate: Requests per second that the shared quota admits over all callers (a token bucket);
+            a call beyond it is answered 429 at once with ``Retry-After`` (whole seconds, as HTTP has it).
+            None: no quota.
+        quota_burst: Tokens the quota saves up (default: one second's worth, ``quota_rate``).
         reply: Optional function of the Call giving the model's text for a valid answer (default:
             :func:`reply_for_schema` of the request's schema).
         hang_seconds: How long a ``hang`` fault keeps the call open.
@@ -260,6 +295,9 @@ class StandIn:
         self,
         faults: Sequence[Fault] = (),
         latency: float | Callable[[Call], float] = 0.0,
+        latency_spread: float = 0.0,
+        quota_rate: float | None = None,
+        quota_burst: float | None = None,
         reply: Callable[[Call], str | None] | None = None,
         hang_seconds: float = 30.0,
         openai_formats: Sequence[str] = ("json_schema", "json_object", "text"),
@@ -268,6 +306,8 @@ class StandIn:
     ):
         self.faults = list(faults)
         self.latency = latency
+        self.latency_spread = latency_spread
+        self._quota = _TokenBucket(quota_rate, quota_burst or max(1.0, quota_rate)) if quota_rate else None
         self.reply = reply
         self.hang_seconds = hang_seconds
         self.openai_formats = tuple(openai_formats)
@@ -398,6 +438,11 @@ class StandIn:
             if refused is not None:
                 call.fault = refused
                 return refused
+            if self._quota is not None:
+                wait = self._quota.take(call.started)
+                if wait > 0:
+                    call.fault, call.retry_after = "quota", float(max(1, math.ceil(wait)))
+                    return "quota"
             for index, rule in enumerate(self.faults):
                 if not rule.matches(call):
                     continue
@@ -407,6 +452,7 @@ class StandIn:
                     continue
                 self._fault_counts[key] = used + 1
                 call.fault = rule.kind
+                call.retry_after = rule.retry_after
                 return rule.kind
         return None
 
@@ -417,7 +463,12 @@ class StandIn:
             self._in_flight -= 1
 
     def _delay(self, call: Call) -> float:
-        return float(self.latency(call) if callable(self.latency) else self.latency)
+        delay = float(self.latency(call) if callable(self.latency) else self.latency)
+        if self.latency_spread > 0:
+            sigma = self.latency_spread
+            uniform = (int(_digest("latency", call.prompt, call.seed, call.prompt_calls)[:13], 16) + 0.5) / 16**13
+            delay *= math.exp(sigma * statistics.NormalDist().inv_cdf(uniform) - sigma * sigma / 2)
+        return delay
 
     def _text(self, call: Call) -> str:
         text = self.reply(call) if self.reply is not None else None
@@ -433,10 +484,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
     # ----- plumbing -----
-    def _send(self, status: int, payload: Any, content_type: str = "application/json") -> None:
+    def _send(self, status: int, payload: Any, content_type: str = "application/json", headers=()) -> None:
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode("utf-8")
         try:
             self.send_response(status)
+            for name, value in headers:
+                self.send_header(name, value)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -519,6 +572,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 )
                 return
         fault = self.standin._admit(call)
+        if fault == "quota":
+            self._error(call, *_STATUS["429"])
+            return
         if fault in _STATUS:
             status, google_status, openai_code, message = _STATUS[fault]
             self._error(call, status, google_status, openai_code, message)
@@ -598,7 +654,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             payload = {"error": {"code": status, "message": message, "status": google_status}}
         else:
             payload = {"error": {"message": message, "type": openai_code, "param": None, "code": openai_code}}
-        self._send(status, payload)
+        headers = [] if call.retry_after is None else [("Retry-After", f"{call.retry_after:g}")]
+        self._send(status, payload, headers=headers)
         self.standin._done(call, status)
 
 
@@ -606,9 +663,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Serve the stand-in model service until interrupted.")
     parser.add_argument("--port", type=int, default=0, help="Port on 127.0.0.1 (0: any free port).")
     parser.add_argument("--latency", type=float, default=0.0, help="Seconds before each model answer.")
+    parser.add_argument(
+        "--latency-spread",
+        type=float,
+        default=0.0,
+        help="Sigma of a lognormal latency factor with mean 1 (default: 0).",
+    )
+    parser.add_argument("--quota-rate", type=float, default=None, help="Shared quota in requests/s (default: none).")
+    parser.add_argument("--quota-burst", type=float, default=None, help="Tokens the quota saves up (default: 1 s).")
     parser.add_argument("--adc-dir", default=None, help="Also write a credentials file for this stand-in there.")
     args = parser.parse_args(argv)
-    standin = StandIn(latency=args.latency, port=args.port).start()
+    standin = StandIn(
+        latency=args.latency,
+        latency_spread=args.latency_spread,
+        quota_rate=args.quota_rate,
+        quota_burst=args.quota_burst,
+        port=args.port,
+    ).start()
     adc = standin.write_adc_file(args.adc_dir) if args.adc_dir else ""
     print(standin.url, adc, flush=True)  # the parent process reads the address (and the file) from the first line
     try:
