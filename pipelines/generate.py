@@ -19,6 +19,7 @@ from transforms.bigquery import WriteDeadLettersToBigQuery, WriteExamplesToBigQu
 from transforms.brainstorm import BrainstormTasks
 from transforms.inference import CallModel
 from transforms.models import make_handler
+from transforms.models.remote import direct_runner_args
 from transforms.prompts import RenderPrompts
 from transforms.quality import CheckQuality, quality_summary, rejected_prefix
 from transforms.records import example_row
@@ -172,7 +173,7 @@ def run(argv: Sequence[str] | None = None, handler=None) -> int:
     try:
         check_beam_flags(beam_args)
         config = to_config(args)
-        options = PipelineOptions(beam_args)
+        options = PipelineOptions(direct_runner_args(beam_args) if config.remote else beam_args)
         _prepare_output(config)
     except ConfigError as err:
         print(f"embedgen generate: error: {err}", file=sys.stderr)

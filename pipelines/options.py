@@ -18,7 +18,7 @@ from transforms.config import ConfigError
 from transforms.bigquery import BigQueryTarget
 from transforms.models.gemini import GeminiSettings
 from transforms.models.openai_compat import STRUCTURED_OUTPUT, OpenAISettings
-from transforms.models.remote import RemoteSettings
+from transforms.models.remote import RemoteSettings, add_concurrency_flags
 from transforms.quality import FILTERS as QUALITY_FILTERS
 from transforms.quality import QualityConfig
 from transforms.sampling import SamplingSpec
@@ -206,8 +206,9 @@ class GenerateOptions(PipelineOptions):
             "--max-concurrent-requests",
             type=int,
             default=32,
-            help="Requests in flight at once per worker process (default: %(default)s).",
+            help="Most requests in flight at once per worker process: a ceiling that --request-concurrency adaptive stays under, or the number kept in flight with fixed (default: %(default)s).",
         )
+        add_concurrency_flags(remote)
         remote.add_argument(
             "--requests-per-minute",
             type=float,
@@ -543,9 +544,9 @@ def _remote_backend(args: argparse.Namespace) -> tuple:
         requests_per_minute=args.requests_per_minute,
         max_request_retries=args.max_request_retries,
         request_timeout=args.request_timeout or (1800.0 if args.vertex_flex else 120.0),
-        # A batch's calls share a pool of max_concurrent_requests threads; several calls per thread keep the pool
-        # busy while a batch's slowest calls finish (bench/concurrency.py: ratio 0.87 at 1x, 0.90 at 4x).
+        # Every bundle's calls share the process's pool; a batch only needs to keep enough calls queued.
         batch_size=args.batch_size or 4 * args.max_concurrent_requests,
+        adaptive_concurrency=args.request_concurrency == "adaptive",
     )
     if backend == "openai":
         if args.api_base is None:

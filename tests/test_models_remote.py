@@ -1,17 +1,19 @@
-"""The remote-backend machinery against the local stand-in: one result per element, concurrency, retries, rate cap."""
+"""The remote-backend machinery against the local stand-in: one result per element, concurrency, per-call retries."""
 
 import json
 import threading
+import time
 
 import apache_beam as beam
 import pytest
 from apache_beam.ml.inference.base import RunInference
+from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
-from apache_beam.utils import retry
 
 from tests.helpers import prompt_requests
-from tests.standins import Fault, StandIn, reply_for_schema
+from tests.standins import Fault, FaultCycle, StandIn, reply_for_schema
 from transforms.models import remote
+from transforms.models.call_pool import AIMDLimit
 from transforms.models.openai_compat import OpenAICompatHandler, OpenAISettings
 from transforms.models.remote import RemoteSettings, strip_schema
 
@@ -22,21 +24,34 @@ def _requests(n, category="text-matching-short"):
 
 def _handler(standin, **settings):
     settings.setdefault("model", "standin-model")
+    settings.setdefault("initial_backoff", 0.01)
     return OpenAICompatHandler(RemoteSettings(**settings), OpenAISettings(standin.openai_base_url))
 
 
-@pytest.fixture
-def backoffs(monkeypatch):
-    """Beam's retry backoff, recorded instead of slept."""
-    slept = []
-    monkeypatch.setattr(retry.Clock, "sleep", lambda self, seconds: slept.append(seconds))
-    return slept
+@pytest.fixture(autouse=True)
+def fresh_pools(monkeypatch):
+    """Each test gets its own process-wide call pools (their adaptive limits would carry over otherwise)."""
+    monkeypatch.setattr(remote, "_SHARED", {})
+
+
+def _calls_of(standin, marker):
+    return [c for c in standin.model_calls() if marker in c.prompt]
+
+
+def _wait_for(condition, what, seconds=20.0):
+    """Poll until ``condition()`` holds; a bound against hanging, not a timing assertion."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(0.01)
 
 
 def _run(handler, batch):
     """One RunInference call the way Beam makes it (through the retrying run_inference), without throttling delays."""
     handler.throttler.throttle_delay_secs = 0
-    return list(handler.run_inference(batch, handler.load_model()))
+    connection = handler.load_model()
+    connection.shared.pool.throttler.throttle_delay_secs = 0.01
+    return list(handler.run_inference(batch, connection))
 
 
 def _expected_text(request):
@@ -44,12 +59,13 @@ def _expected_text(request):
     return reply_for_schema(json.loads(request.schema_json), request.prompt, request.sampling_seed)
 
 
-@pytest.mark.parametrize("batch_size", [1, 4, 23, 32])
-def test_n_inputs_give_n_results_each_its_own_for_every_batch_size(batch_size):
+@pytest.mark.parametrize("batch_size,bundles", [(1, 1), (4, 3), (23, 1), (32, 2)])
+def test_n_inputs_give_n_results_each_its_own_for_every_batch_size(batch_size, bundles):
     requests = _requests(23)
+    options = PipelineOptions(["--direct_running_mode=multi_threading", f"--direct_num_workers={bundles}"])
     with StandIn(faults=[Fault("400", match="topic 7,")]) as standin:
         handler = _handler(standin, batch_size=batch_size, max_concurrent_requests=8)
-        with beam.Pipeline() as p:
+        with beam.Pipeline(options=options) as p:
             results = (
                 p
                 | beam.Create(requests)
@@ -88,7 +104,7 @@ def test_the_cap_holds_for_the_whole_process_across_handlers_and_threads():
     assert standin.stats()["max_in_flight"] <= 6
 
 
-def test_a_retry_sends_only_the_failed_calls_again(backoffs):
+def test_a_retry_sends_only_the_failed_call_again():
     requests = _requests(10)
     flaky = {r.prompt for r in requests[::3]}
     with StandIn(
@@ -99,35 +115,123 @@ def test_a_retry_sends_only_the_failed_calls_again(backoffs):
     assert all(r.inference.error is None for r in results), [r.inference.error for r in results]
     calls = standin.model_calls()
     assert len(calls) == 10 + len(flaky) + 1  # the answered ones were not sent again
-    assert len(backoffs) == 1  # one round of Beam's backoff for the whole batch
+    assert sorted(c.prompt_calls for c in calls).count(1) == len(flaky) + 1
 
 
-def test_a_400_is_not_retried_and_keeps_the_service_message(backoffs):
+def test_a_retry_is_sent_while_the_other_calls_of_its_batch_are_still_out():
+    # Every call but one is held at the stand-in until the test lets it go; the one gets a 429 first. Its retry
+    # must be sent and answered while the others are still held: it does not wait for its batch.
+    release = threading.Event()
+    requests = _requests(6)
+    with StandIn(
+        faults=[Fault("429", match="topic 0,", times=1)],
+        latency=lambda c: 0 if "topic 0," in c.prompt else (release.wait(20) and 0),
+    ) as standin:
+        handler = _handler(standin, batch_size=6, max_concurrent_requests=8, adaptive_concurrency=False)
+        results = []
+        worker = threading.Thread(target=lambda: results.extend(_run(handler, requests)))
+        worker.start()
+        try:
+            _wait_for(lambda: any(c.status == 200 for c in _calls_of(standin, "topic 0,")), "the retry answered")
+            held = [c for c in standin.model_calls() if "topic 0," not in c.prompt]
+            assert not any(c.finished for c in held)
+        finally:
+            release.set()
+            worker.join()
+    assert [r.inference.error for r in results] == [None] * 6
+    assert [c.fault for c in _calls_of(standin, "topic 0,")] == ["429", None]
+    assert len(standin.model_calls()) == 7
+
+
+def test_a_slow_call_does_not_hold_back_other_batches():
+    # Two bundles share the pool; one call of the first is held. The second bundle's batch, and the rest of the
+    # first batch, are answered through the other slot while it is held.
+    release = threading.Event()
+    first, second = _requests(2), prompt_requests(5, "text-matching-short", "en", 42, "other")
+    with StandIn(
+        latency=lambda c: release.wait(20) and 0 if "topic 0," in c.prompt and c.seed == first[0].sampling_seed else 0
+    ) as standin:
+        handler = _handler(standin, max_concurrent_requests=2, adaptive_concurrency=False)
+        out = {}
+        threads = [
+            threading.Thread(target=lambda name=name, batch=batch: out.update({name: _run(handler, batch)}))
+            for name, batch in (("first", first), ("second", second))
+        ]
+        for t in threads:
+            t.start()
+        try:
+            threads[1].join(20)
+            _wait_for(lambda: len([c for c in standin.model_calls() if c.finished]) == 6, "all but the held answered")
+            assert "second" in out and "first" not in out
+        finally:
+            release.set()
+            for t in threads:
+                t.join()
+    assert [r.example for r in out["first"]] == first and [r.example for r in out["second"]] == second
+    assert all(r.inference.error is None for r in out["first"] + out["second"])
+
+
+def test_retry_after_is_honoured():
+    requests = _requests(4)
+    with StandIn(faults=[Fault("429", match="topic 0,", times=1, retry_after=1)]) as standin:
+        results = _run(_handler(standin), requests)
+    assert all(r.inference.error is None for r in results)
+    refused, retried = _calls_of(standin, "topic 0,")
+    assert refused.status == 429 and refused.retry_after == 1 and retried.status == 200
+    # Backoff alone would have waited about 0.01 s; the retry came no earlier than the service asked.
+    assert retried.started - refused.finished >= 1.0
+    assert len(standin.model_calls()) == 5
+
+
+def test_a_400_is_not_retried_and_keeps_the_service_message():
     requests = _requests(5)
     with StandIn(faults=[Fault("400", match="topic 2,")]) as standin:
         results = _run(_handler(standin), requests)
     bad = results[2].inference
     assert bad.error and "invalid argument" in bad.error and "400" in bad.error and not bad.retryable
     assert all(r.inference.error is None for i, r in enumerate(results) if i != 2)
-    assert len(standin.model_calls()) == 5 and backoffs == []
+    assert len(standin.model_calls()) == 5
 
 
-def test_retries_end_after_max_request_retries_with_a_retryable_error(backoffs):
+def test_retries_end_after_max_request_retries_with_a_retryable_error():
     with StandIn(faults=[Fault("503", match="topic 0,")]) as standin:
         results = _run(_handler(standin, max_request_retries=2), _requests(3))
     failed = results[0].inference
     assert failed.error and "503" in failed.error and failed.retryable
     assert [r.inference.error for r in results[1:]] == [None, None]
-    assert sum(1 for c in standin.model_calls() if "topic 0," in c.prompt) == 3
-    assert len(backoffs) == 2
+    assert len(_calls_of(standin, "topic 0,")) == 3
 
 
-def test_timeouts_and_dropped_connections_are_retried(backoffs):
+def test_timeouts_and_dropped_connections_are_retried():
     faults = [Fault("hang", match="topic 0,", times=1), Fault("drop", match="topic 1,", times=1)]
     with StandIn(faults=faults, hang_seconds=5) as standin:
         results = _run(_handler(standin, request_timeout=0.5), _requests(3))
     assert [r.inference.error for r in results] == [None, None, None]
-    assert len(backoffs) == 1
+    assert len(standin.model_calls()) == 5
+
+
+def test_every_element_gets_exactly_one_result_under_mixed_faults():
+    cycle = FaultCycle(["429", "500", "drop", None, "400", "503", None], always=("400",))
+    requests = _requests(28)
+    with StandIn(faults=cycle.rules) as standin:
+        results = _run(_handler(standin, batch_size=28, max_concurrent_requests=4), requests)
+    assert [r.example for r in results] == requests
+    bad = cycle.prompts("400")
+    assert {r.example.prompt for r in results if r.inference.error} == bad
+    assert all(not r.inference.retryable for r in results if r.inference.error)
+    assert sum(1 for c in standin.model_calls() if c.prompt in bad) == len(bad)  # a 400 is never retried
+
+
+def test_throttling_answers_shrink_the_calls_in_flight():
+    # The first three calls are refused with a 429: the pool's limit drops below where it started.
+    with StandIn(faults=[Fault("429", times=3, per_prompt=False)]) as standin:
+        handler = _handler(standin, batch_size=20, max_concurrent_requests=16)
+        connection = handler.load_model()
+        start = connection.shared.pool.limit.limit
+        results = list(handler.run_inference(_requests(20), connection))
+    assert all(r.inference.error is None for r in results)
+    assert connection.shared.pool.limit.limit < start
+    assert standin.stats()["max_in_flight"] <= start
 
 
 def test_requests_per_minute_spaces_call_starts(monkeypatch):
@@ -163,3 +267,71 @@ def test_strip_schema_keeps_structure_and_drops_length_bounds():
         "required": ["minLength"],
         "additionalProperties": False,
     }
+
+
+def test_aimd_grows_with_successes_shrinks_on_throttling_and_stays_under_the_ceiling():
+    limit = AIMDLimit(ceiling=20, initial=4, increase=1.0, decrease=0.5)
+    assert limit.limit == 4
+    for _ in range(4):  # slow start: one slot per success, a doubling per window
+        limit.on_success(was_limited=True)
+    assert limit.limit == 8
+    limit.on_success(was_limited=False)  # a call that did not find the limit reached teaches nothing
+    assert limit.limit == 8
+    epoch = limit.epoch
+    limit.on_throttled(epoch)
+    assert limit.limit == 4
+    limit.on_throttled(epoch)  # same congestion (sent before the decrease): no second decrease
+    assert limit.limit == 4
+    for _ in range(4):  # additive increase: about one slot per window of successes
+        limit.on_success(was_limited=True)
+    assert limit.limit == 4
+    limit.on_success(was_limited=True)
+    assert limit.limit == 5
+    for _ in range(1000):
+        limit.on_success(was_limited=True)
+    assert limit.limit == 20  # never above the ceiling
+    for _ in range(50):
+        limit.on_throttled(limit.epoch)
+    assert limit.limit == 1  # never below one
+
+
+def test_fixed_concurrency_stays_at_the_ceiling():
+    limit = AIMDLimit(ceiling=12, adaptive=False)
+    limit.on_throttled(limit.epoch)
+    limit.on_success(was_limited=True)
+    assert limit.limit == 12
+
+
+def test_retry_after_header_forms():
+    class Response:
+        def __init__(self, **headers):
+            self.headers = {k.replace("_", "-"): v for k, v in headers.items()}
+
+    assert remote.retry_after_seconds(Response(retry_after="3")) == 3.0
+    assert remote.retry_after_seconds(Response(retry_after_ms="250", retry_after="1")) == 0.25
+    assert 0 <= remote.retry_after_seconds(Response(retry_after="Wed, 21 Oct 2015 07:28:00 GMT")) < 1
+    assert remote.retry_after_seconds(Response(retry_after="soon")) is None
+    assert remote.retry_after_seconds(Response()) is None
+    assert remote.retry_after_seconds(None) is None
+
+
+def test_direct_runner_runs_several_bundles_unless_told_otherwise():
+    assert remote.direct_runner_args([]) == ["--direct_running_mode=multi_threading", "--direct_num_workers=4"]
+    assert remote.direct_runner_args(["--direct_num_workers=1"]) == ["--direct_num_workers=1"]
+    assert remote.direct_runner_args(["--runner", "DataflowRunner"]) == ["--runner", "DataflowRunner"]
+
+
+def test_request_concurrency_flag_is_validated(tmp_path, capsys):
+    from pipelines import generate
+    from pipelines.options import parse_args, to_config
+
+    args = ["--output", str(tmp_path / "o"), "--model", "openai:m", "--api-base", "http://127.0.0.1:1/v1"]
+    assert to_config(parse_args(args)[0]).remote.adaptive_concurrency is True
+    fixed = to_config(parse_args([*args, "--request-concurrency", "fixed"])[0]).remote
+    assert fixed.adaptive_concurrency is False and fixed.max_concurrent_requests == 32
+    with pytest.raises(SystemExit) as exit_info:
+        generate.run([*args, "--request-concurrency", "sometimes"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--request-concurrency" in err and "adaptive" in err and "fixed" in err
+    assert not (tmp_path / "o").exists()

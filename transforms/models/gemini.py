@@ -8,7 +8,14 @@ import logging
 from typing import Any
 
 from transforms.elements import Completion, PromptRequest, token_budget
-from transforms.models.remote import CallFailed, RemoteHandler, RemoteSettings, is_retryable_status
+from transforms.models.remote import (
+    CallFailed,
+    RemoteHandler,
+    RemoteSettings,
+    is_retryable_status,
+    is_throttling_status,
+    retry_after_seconds,
+)
 
 __all__ = ["GeminiSettings", "GeminiHandler", "gemini_schema", "check_credentials", "FLEX_HEADER"]
 
@@ -110,7 +117,7 @@ class GeminiHandler(RemoteHandler):
             base_url=self._gemini.api_base,
             timeout=int(self._settings.request_timeout * 1000),
             headers={FLEX_HEADER: "flex"} if self._gemini.flex else None,
-            # Retries belong to Beam's RemoteModelHandler (429/5xx/timeouts only); the client makes one attempt.
+            # Retries belong to our call pool (429/5xx/timeouts only, per call); the client makes one attempt.
             retry_options=types.HttpRetryOptions(attempts=1),
             client_args={"limits": httpx.Limits(max_connections=size, max_keepalive_connections=size)},
         )
@@ -146,6 +153,8 @@ class GeminiHandler(RemoteHandler):
             raise CallFailed(
                 f"HTTP {err.code} {err.status or ''}: {err.message or err}".replace("  ", " "),
                 retryable=is_retryable_status(err.code),
+                throttled=is_throttling_status(err.code) or err.status == "RESOURCE_EXHAUSTED",
+                retry_after=retry_after_seconds(err.response),
             ) from None
         except json.JSONDecodeError as err:
             raise CallFailed(f"the service answered with a body that is not JSON ({err})", retryable=False) from None

@@ -15,7 +15,15 @@ import os
 import threading
 
 from transforms.elements import Completion, PromptRequest, token_budget
-from transforms.models.remote import CallFailed, RemoteHandler, RemoteSettings, is_retryable_status, strip_schema
+from transforms.models.remote import (
+    CallFailed,
+    RemoteHandler,
+    RemoteSettings,
+    is_retryable_status,
+    is_throttling_status,
+    retry_after_seconds,
+    strip_schema,
+)
 
 __all__ = ["OpenAISettings", "OpenAICompatHandler", "openai_schema", "response_format", "STRUCTURED_OUTPUT"]
 
@@ -115,7 +123,7 @@ class OpenAICompatHandler(RemoteHandler):
         client = openai.OpenAI(
             base_url=self._server.api_base,
             api_key=os.environ.get(self._server.api_key_env) or "unused",  # local servers take any key
-            max_retries=0,  # retries belong to Beam's RemoteModelHandler (429/5xx/timeouts only)
+            max_retries=0,  # retries belong to our call pool (429/5xx/timeouts only, per call)
             timeout=self._settings.request_timeout,
         )
         auto = self._server.structured_output == "auto"
@@ -143,7 +151,12 @@ class OpenAICompatHandler(RemoteHandler):
                 message = f"HTTP {err.status_code}: {body.get('message') or err.message}"
                 if _rejects_format(err.status_code, message) and client.step_down(level, message):
                     continue
-                raise CallFailed(message, retryable=is_retryable_status(err.status_code)) from None
+                raise CallFailed(
+                    message,
+                    retryable=is_retryable_status(err.status_code),
+                    throttled=is_throttling_status(err.status_code),
+                    retry_after=retry_after_seconds(err.response),
+                ) from None
             except openai.APITimeoutError:
                 raise CallFailed(f"no answer within {self._settings.request_timeout:g} s", retryable=True) from None
             except openai.APIConnectionError as err:

@@ -1,24 +1,28 @@
 """RemoteHandler: the shared machinery of the remote backends (one request per element, sent concurrently).
 
-A batch from RunInference becomes one request per element, sent at the same time through a thread pool that
-is shared by every handler of the same settings in the worker process, so at most
-``max_concurrent_requests`` calls are in flight per process whatever the batch size or the number of
-stages. The results come back in the batch's order, exactly one per element.
+A batch from RunInference becomes one request per element, handed to a :class:`~transforms.models.call_pool.CallPool`
+that is shared by every handler of the same settings in the worker process, and by every bundle that runs there at
+the same time (on the DirectRunner a remote backend runs several bundles at once unless ``--direct_num_workers``
+says otherwise; Dataflow runs many bundle threads per process). At most ``max_concurrent_requests`` calls are in
+flight per process, fewer while the service throttles (adaptive concurrency), and a finished call frees its slot
+for the next queued call at once, whichever batch it belongs to. The results come back in the batch's order,
+exactly one per element.
 
-Failures are sorted per element. A retryable failure (429, 5xx, timeout, dropped connection) makes
-``request()`` raise, so that Beam's RemoteModelHandler backs off, counts the failure for its client-side
-throttler and calls again; the elements that already have an answer are kept and not sent again. After
-``max_request_retries`` such rounds the still-failing elements come back as error Completions marked
-retryable (ParseAndValidate may ask them once more in its next attempt, then dead-letters them). Any other
-failure (a 400, an unusable reply) comes back at once as a non-retryable error Completion carrying the
-service's message: it becomes a ``model_error`` dead letter without another call.
+Failures are sorted per call. A retryable failure (429, 5xx, timeout, dropped connection) retries that call alone
+after its own backoff (at least what ``Retry-After`` asked), without holding the others; after
+``max_request_retries`` retries it comes back as an error Completion marked retryable (ParseAndValidate may ask it
+once more in its next attempt, then dead-letters it). Any other failure (a 400, an unusable reply) comes back at
+once as a non-retryable error Completion carrying the service's message: it becomes a ``model_error`` dead letter
+without another call.
 """
 
 from __future__ import annotations
 
 import abc
-import concurrent.futures
+import argparse
 import dataclasses
+import email.utils
+import functools
 import logging
 import threading
 import time
@@ -29,15 +33,19 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import PredictionResult, RemoteModelHandler
 
 from transforms.elements import Completion, PromptRequest
+from transforms.models.call_pool import CallPool
 
 __all__ = [
     "RemoteSettings",
     "RemoteHandler",
     "CallFailed",
-    "RetryableBatch",
     "Connection",
+    "add_concurrency_flags",
+    "direct_runner_args",
     "is_retryable_status",
+    "is_throttling_status",
     "is_transport_error",
+    "retry_after_seconds",
     "strip_schema",
 ]
 
@@ -53,11 +61,14 @@ class RemoteSettings:
         max_tokens: Upper bound of tokens per reply.
         temperature: Sampling temperature.
         top_p: Nucleus sampling threshold.
-        max_concurrent_requests: Most calls in flight per worker process.
+        max_concurrent_requests: Most calls in flight per worker process (a ceiling when adaptive).
         requests_per_minute: Optional cap on calls started per minute per worker process.
-        max_request_retries: Rounds of Beam's retry with backoff for 429, 5xx and timeouts.
+        max_request_retries: Retries of one call, each after its own backoff, for 429, 5xx and timeouts.
         request_timeout: Seconds before one call is abandoned (and counted as retryable).
-        batch_size: Elements RunInference hands the handler at once (requests are sent concurrently).
+        batch_size: Elements RunInference hands the handler at once (their calls go to the shared pool).
+        adaptive_concurrency: Grow the calls in flight while calls succeed, shrink them on 429 / 503
+            (``--request-concurrency adaptive``); False keeps ``max_concurrent_requests`` in flight.
+        initial_backoff: Seconds before a call's first retry (doubling per retry, with jitter).
     """
 
     model: str
@@ -69,29 +80,88 @@ class RemoteSettings:
     max_request_retries: int = 5
     request_timeout: float = 120.0
     batch_size: int = 32
+    adaptive_concurrency: bool = True
+    initial_backoff: float = 1.0
+
+
+REQUEST_CONCURRENCY = ("adaptive", "fixed")
+_DIRECT_BUNDLES = 4  # bundles a remote backend runs at once on the DirectRunner when the user set none
+
+
+def add_concurrency_flags(group: argparse._ArgumentGroup) -> None:
+    """The flags of the call pool that are not shared with other settings (added to the remote-models group)."""
+    group.add_argument(
+        "--request-concurrency",
+        choices=REQUEST_CONCURRENCY,
+        default="adaptive",
+        help="adaptive (default): per worker process, the requests in flight grow while calls succeed and shrink "
+        "on 429 / RESOURCE_EXHAUSTED / 503 (additive increase, multiplicative decrease), up to "
+        "--max-concurrent-requests; fixed: always --max-concurrent-requests in flight.",
+    )
+
+
+def direct_runner_args(beam_args: Sequence[str]) -> list[str]:
+    """``beam_args`` plus several bundles at once on the DirectRunner, unless the user chose a runner or workers.
+
+    The call pool of a process serves every bundle running there; with several bundles, one bundle's slowest
+    call never leaves the pool without queued calls.
+    """
+    args = list(beam_args)
+    given = {a.split("=")[0] for a in args if a.startswith("--")}
+    if given & {"--runner", "--direct_num_workers", "--direct_running_mode"}:
+        return args
+    return [*args, "--direct_running_mode=multi_threading", f"--direct_num_workers={_DIRECT_BUNDLES}"]
 
 
 class CallFailed(Exception):
-    """One call failed; ``retryable`` says whether the same call may succeed later."""
+    """One call failed; ``retryable`` says whether the same call may succeed later.
 
-    def __init__(self, message: str, retryable: bool):
+    Attributes:
+        message: What the service or the client said.
+        retryable: Whether the same call may succeed later.
+        throttled: The service asked us to slow down (429, RESOURCE_EXHAUSTED, 503): the pool sends fewer calls.
+        retry_after: Seconds the service asked to wait (``Retry-After``), if it said.
+    """
+
+    def __init__(self, message: str, retryable: bool, throttled: bool = False, retry_after: float | None = None):
         super().__init__(message)
         self.message = message
         self.retryable = retryable
-
-
-class RetryableBatch(Exception):
-    """Raised by ``request()`` so that Beam retries the batch; only the failed elements are sent again."""
-
-
-def _retry_batch(err: Exception) -> bool:
-    """Beam's retry filter: only the batches our own request() marked for a retry (never a bug's exception)."""
-    return isinstance(err, RetryableBatch)
+        self.throttled = throttled
+        self.retry_after = retry_after
 
 
 def is_retryable_status(status: int | None) -> bool:
     """429 (rate limited), 408 (request timeout) and 5xx may succeed on retry; other statuses never do."""
     return status is not None and (status in (408, 429) or status >= 500)
+
+
+def is_throttling_status(status: int | None) -> bool:
+    """429 (rate limited, RESOURCE_EXHAUSTED) and 503 (unavailable, overloaded): send fewer calls."""
+    return status in (429, 503)
+
+
+_MAX_RETRY_AFTER = 600.0
+
+
+def retry_after_seconds(response: Any) -> float | None:
+    """The wait an HTTP response asks for: ``retry-after-ms``, or ``Retry-After`` in seconds or as a date."""
+    headers = getattr(response, "headers", None)
+    if not headers:
+        return None
+    try:
+        if headers.get("retry-after-ms"):
+            return min(_MAX_RETRY_AFTER, max(0.0, float(headers["retry-after-ms"]) / 1000))
+        value = headers.get("retry-after")
+        if not value:
+            return None
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return min(_MAX_RETRY_AFTER, max(0.0, seconds))
 
 
 def _transport_errors() -> tuple:
@@ -160,56 +230,38 @@ class _RateLimiter:
 
 
 class _Shared:
-    """Process-wide pool and rate limiter for one backend and its settings."""
+    """Process-wide call pool and rate limiter for one backend and its settings."""
 
-    def __init__(self, settings: RemoteSettings):
-        self.pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=settings.max_concurrent_requests, thread_name_prefix="embedgen-remote"
-        )
+    def __init__(self, settings: RemoteSettings, namespace: str):
         self.limiter = _RateLimiter(settings.requests_per_minute) if settings.requests_per_minute else None
+        self.pool = CallPool(
+            settings.max_concurrent_requests,
+            settings.max_request_retries,
+            adaptive=settings.adaptive_concurrency,
+            initial_backoff=settings.initial_backoff,
+            namespace=namespace,
+            before_call=self.limiter.wait if self.limiter else None,
+        )
 
 
 _SHARED: dict = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def _shared(key) -> _Shared:
+def _shared(key, namespace: str) -> _Shared:
     with _SHARED_LOCK:
         shared = _SHARED.get(key)
         if shared is None:
-            shared = _SHARED[key] = _Shared(key[1])
+            shared = _SHARED[key] = _Shared(key[1], namespace)
         return shared
 
 
-@dataclasses.dataclass
-class _Pending:
-    """What is known about one batch across Beam's retries of it."""
-
-    batch: Sequence[PromptRequest]
-    results: list
-    rounds: int = 0
-
-
 class Connection:
-    """The loaded "model" of a remote backend: its client, the shared pool, and the batches being retried."""
+    """The loaded "model" of a remote backend: its client and the process's shared call pool."""
 
     def __init__(self, client: Any, shared: _Shared):
         self.client = client
         self.shared = shared
-        self._pending: dict = {}
-        self._lock = threading.Lock()
-
-    def pending(self, batch: Sequence[PromptRequest]) -> _Pending:
-        """The state of ``batch``: new, or the one a retry of this same batch left."""
-        with self._lock:
-            state = self._pending.get(id(batch))
-            if state is None or state.batch is not batch:
-                state = self._pending[id(batch)] = _Pending(batch, [None] * len(batch))
-            return state
-
-    def finish(self, batch: Sequence[PromptRequest]) -> None:
-        with self._lock:
-            self._pending.pop(id(batch), None)
 
 
 class RemoteHandler(RemoteModelHandler[PromptRequest, PredictionResult, Connection]):
@@ -222,11 +274,9 @@ class RemoteHandler(RemoteModelHandler[PromptRequest, PredictionResult, Connecti
     backend = "remote"
 
     def __init__(self, settings: RemoteSettings):
-        super().__init__(
-            namespace=f"embedgen_{self.backend}",
-            num_retries=settings.max_request_retries,
-            retry_filter=_retry_batch,
-        )
+        # Retries and client-side throttling happen per call in the pool: request() never raises for a failed
+        # call, so Beam's batch-level retry (num_retries=0) and throttler never hold a batch.
+        super().__init__(namespace=f"embedgen_{self.backend}", num_retries=0, retry_filter=lambda err: False)
         self._settings = settings
 
     @property
@@ -243,12 +293,10 @@ class RemoteHandler(RemoteModelHandler[PromptRequest, PredictionResult, Connecti
         """One call to the service; raises CallFailed (or a transport error) when it fails."""
 
     def create_client(self) -> Connection:
-        return Connection(self._connect(), _shared((type(self).__name__, self._settings)))
+        return Connection(self._connect(), _shared((type(self).__name__, self._settings), self.get_metrics_namespace()))
 
     def _call_one(self, connection: Connection, request: PromptRequest):
-        """A Completion, or the CallFailed that says why there is none."""
-        if connection.shared.limiter is not None:
-            connection.shared.limiter.wait()
+        """A Completion, or the CallFailed that says why there is none (never raises)."""
         started = time.monotonic()
         try:
             completion = self._call(connection.client, request)
@@ -269,37 +317,36 @@ class RemoteHandler(RemoteModelHandler[PromptRequest, PredictionResult, Connecti
         )
         return completion
 
-    def _error(self, failed: CallFailed) -> Completion:
+    def _completion(self, result: Any) -> Completion:
+        if isinstance(result, Completion):
+            return result
+        if isinstance(result, CallFailed):
+            return Completion(
+                text="", model=self.model_name, finish_reason="error", error=result.message, retryable=result.retryable
+            )
         return Completion(
-            text="", model=self.model_name, finish_reason="error", error=failed.message, retryable=failed.retryable
+            text="", model=self.model_name, finish_reason="error", error=f"{type(result).__name__}: {result}"
         )
 
     def request(
         self, batch: Sequence[PromptRequest], model: Connection, inference_args: dict | None = None
     ) -> list[PredictionResult]:
-        state = model.pending(batch)
-        todo = [i for i, result in enumerate(state.results) if result is None]
-        futures = {i: model.shared.pool.submit(self._call_one, model, batch[i]) for i in todo}
-        failed = {}
-        for i, future in futures.items():
-            outcome = future.result()
-            if isinstance(outcome, CallFailed) and outcome.retryable:
-                failed[i] = outcome
-            else:
-                state.results[i] = self._error(outcome) if isinstance(outcome, CallFailed) else outcome
-        Metrics.counter(self.get_metrics_namespace(), "calls").inc(len(todo))
-        if failed:
-            Metrics.counter(self.get_metrics_namespace(), "retryable_failures").inc(len(failed))
-            state.rounds += 1
-            if state.rounds <= self._settings.max_request_retries:
-                first = next(iter(failed.values()))
-                raise RetryableBatch(
-                    f"{len(failed)} of {len(batch)} calls failed and will be retried (e.g. {first.message})"
-                )
-            for i, outcome in failed.items():
-                state.results[i] = self._error(outcome)
-        model.finish(batch)
-        return [PredictionResult(request, state.results[i], self.model_name) for i, request in enumerate(batch)]
+        pool = model.shared.pool
+        futures = [pool.submit(functools.partial(self._call_one, model, request)) for request in batch]
+        outcomes = [future.result() for future in futures]
+        # Counted here, in the bundle's thread: Beam's metrics are not recorded from the pool's threads.
+        namespace = self.get_metrics_namespace()
+        Metrics.counter(namespace, "calls").inc(sum(o.calls for o in outcomes))
+        failures = sum(o.retryable_failures for o in outcomes)
+        if failures:
+            Metrics.counter(namespace, "retryable_failures").inc(failures)
+        throttled = sum(o.throttled_seconds for o in outcomes)
+        if throttled:
+            pool.throttler.throttling_signaler.signal_throttled(int(round(throttled)))
+        return [
+            PredictionResult(request, self._completion(outcome.result), self.model_name)
+            for request, outcome in zip(batch, outcomes, strict=True)
+        ]
 
     def get_num_bytes(self, batch: Sequence[PromptRequest]) -> int:
         return sum(len(r.prompt) for r in batch)
@@ -308,6 +355,6 @@ class RemoteHandler(RemoteModelHandler[PromptRequest, PredictionResult, Connecti
         return f"embedgen_{self.backend}"
 
     def batch_elements_kwargs(self) -> dict:
-        # Always full batches: a batch's calls run concurrently, so a small batch only wastes concurrency.
+        # Full batches: a batch's calls go to the shared pool at once, so a small batch only keeps fewer queued.
         size = self._settings.batch_size
         return {"min_batch_size": size, "max_batch_size": size}
