@@ -47,10 +47,14 @@ def _wait_for(condition, what, seconds=20.0):
 
 
 def _run(handler, batch):
-    """One RunInference call the way Beam makes it (through the retrying run_inference), without throttling delays."""
+    """One RunInference call the way Beam makes it (through run_inference), without client-side throttling.
+
+    With only a few calls, one failure is enough for Beam's throttler to hold a retry back for seconds (it
+    counts accepted against attempted calls); the tests here are about what happens without it.
+    """
     handler.throttler.throttle_delay_secs = 0
     connection = handler.load_model()
-    connection.shared.pool.throttler.throttle_delay_secs = 0.01
+    connection.shared.pool.throttler.hold_back = lambda now_ms: False
     return list(handler.run_inference(batch, connection))
 
 
@@ -335,3 +339,17 @@ def test_request_concurrency_flag_is_validated(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--request-concurrency" in err and "adaptive" in err and "fixed" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_the_client_side_throttler_holds_back_attempts_while_most_calls_fail(monkeypatch):
+    from transforms.models.call_pool import _Throttler
+
+    throttler = _Throttler(window_ms=1_000, bucket_ms=1_000, overload_ratio=2, namespace="embedgen_test")
+    now = 1_000_000.0
+    assert not throttler.hold_back(now)  # nothing known yet
+    for _ in range(50):
+        throttler.record(now, accepted=True)
+    assert sum(throttler.hold_back(now) for _ in range(50)) == 0  # healthy: never held back
+    for _ in range(200):
+        throttler.record(now, accepted=False)
+    assert sum(throttler.hold_back(now) for _ in range(100)) > 50  # 50 of 250 accepted: mostly held back
