@@ -16,6 +16,8 @@ The last line is the smallest ratio of all the runs (goal: at least 0.9).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -58,7 +60,8 @@ def _measure(latency: float, spread: float, concurrency: int, calls: int, workdi
             "--max-concurrent-requests", str(concurrency), "--max-parse-retries", "0", *extra,
         ]  # fmt: skip
         started = time.monotonic()
-        code = generate.run(argv)
+        with contextlib.redirect_stdout(io.StringIO()):  # the run's summary
+            code = generate.run(argv)
         wall = time.monotonic() - started
         with urllib.request.urlopen(url + "/_standin/stats") as response:
             stats = json.load(response)
