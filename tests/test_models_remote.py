@@ -353,3 +353,24 @@ def test_the_client_side_throttler_holds_back_attempts_while_most_calls_fail(mon
     for _ in range(200):
         throttler.record(now, accepted=False)
     assert sum(throttler.hold_back(now) for _ in range(100)) > 50  # 50 of 250 accepted: mostly held back
+
+
+def test_standin_quota_answers_429_with_retry_after_beyond_its_tokens():
+    requests = _requests(5)
+    with StandIn(quota_rate=0.001, quota_burst=3) as standin:  # three tokens, then none for the test's length
+        results = _run(_handler(standin, max_request_retries=0, adaptive_concurrency=False), requests)
+    calls = standin.model_calls()
+    assert sorted(c.fault or "ok" for c in calls) == ["ok", "ok", "ok", "quota", "quota"]
+    assert all(c.status == 429 and c.retry_after >= 1 for c in calls if c.fault == "quota")
+    assert sum(1 for r in results if r.inference.error and "429" in r.inference.error) == 2
+
+
+def test_standin_latency_spread_keeps_the_mean_and_is_reproducible():
+    from tests.standins import Call
+
+    standin = StandIn(latency=0.5, latency_spread=1.0)
+    calls = [Call("openai", "/", "m", f"prompt {i}", i, None, {}, {}) for i in range(4000)]
+    delays = [standin._delay(c) for c in calls]
+    assert abs(sum(delays) / len(delays) - 0.5) < 0.05
+    assert max(delays) > 4 * 0.5 and min(delays) < 0.5 / 4  # spread, not fixed
+    assert delays == [standin._delay(c) for c in calls]
