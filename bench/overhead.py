@@ -55,10 +55,10 @@ def plain_loop(config) -> tuple[float, int, dict]:
 
     started = time.perf_counter()
     llama = Llama(
-        model_path=config.model_path,
-        n_ctx=config.n_ctx,
-        n_threads=config.n_threads,
-        n_threads_batch=config.n_threads,
+        model_path=config.model.settings.model_path,
+        n_ctx=config.model.settings.n_ctx,
+        n_threads=config.model.settings.n_threads,
+        n_threads_batch=config.model.settings.n_threads,
         n_batch=512,
         seed=0,
         verbose=False,
@@ -76,9 +76,9 @@ def plain_loop(config) -> tuple[float, int, dict]:
             response = llama.create_chat_completion(
                 messages=[{"role": "user", "content": request.prompt}],
                 grammar=grammars[request.schema_json],
-                max_tokens=config.max_tokens,
-                temperature=config.temperature,
-                top_p=config.top_p,
+                max_tokens=config.model.settings.max_tokens,
+                temperature=config.model.settings.temperature,
+                top_p=config.model.settings.top_p,
                 seed=request.sampling_seed,
             )
             tokens += response["usage"]["completion_tokens"]

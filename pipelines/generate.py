@@ -12,16 +12,15 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines import summary
-from pipelines.cli import configure_logging
-from pipelines.options import ConfigError, GenerationConfig, check_beam_flags, parse_args, to_config
+from pipelines import cli, summary
+from pipelines.options import DESCRIPTION, ConfigError, GenerationConfig, add_arguments, to_config
 from transforms.bigquery import WriteDeadLettersToBigQuery, WriteExamplesToBigQuery
 from transforms.brainstorm import BrainstormTasks
 from transforms.inference import CallModel
 from transforms.models import make_handler
-from transforms.render import RenderPrompts
 from transforms.quality.stage import CheckQuality, quality_summary, rejected_prefix
 from transforms.records import example_row
+from transforms.render import RenderPrompts
 from transforms.resume import DropFinished, ReadFinishedIds, ReadJournal, delete_journal, has_journal
 from transforms.sampling import SampleAttributes, generation_elements, symmetric_elements
 from transforms.sinks import WriteDeadLetters, WriteExamples, delete_outputs, existing_outputs
@@ -166,17 +165,9 @@ def _prepare_output(config: GenerationConfig) -> None:
         _LOGGER.info("--overwrite: deleted %d file(s) of an earlier run", deleted)
 
 
-def run(argv: Sequence[str] | None = None, handler=None) -> int:
-    """Parse flags, validate, run the job, print the summary. Returns the process exit code."""
-    args, beam_args = parse_args(argv)
-    try:
-        check_beam_flags(beam_args)
-        config = to_config(args)
-        options = PipelineOptions(beam_args)
-        _prepare_output(config)
-    except ConfigError as err:
-        print(f"embedgen generate: error: {err}", file=sys.stderr)
-        return 2
+def _execute(config: GenerationConfig, beam_args, handler=None) -> int:
+    options = PipelineOptions(beam_args)
+    _prepare_output(config)
     started = time.monotonic()
     pipeline = beam.Pipeline(options=options)
     build_pipeline(pipeline, config, handler)
@@ -188,9 +179,21 @@ def run(argv: Sequence[str] | None = None, handler=None) -> int:
     return 0 if report.balanced else 1
 
 
+COMMAND = cli.Command("generate", DESCRIPTION, add_arguments, to_config, _execute)
+
+
+def run(argv: Sequence[str] | None = None, handler=None) -> int:
+    """Parse flags, validate, run the job, print the summary. Returns the process exit code.
+
+    Args:
+        argv: The flags (Beam's included).
+        handler: A ModelHandler to use instead of the one the flags name (tests pass fakes).
+    """
+    return cli.run_command(COMMAND, argv, handler=handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    configure_logging()
-    return run(sys.argv[1:] if argv is None else argv)
+    return cli.main_of(COMMAND, argv)
 
 
 if __name__ == "__main__":

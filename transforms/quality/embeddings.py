@@ -16,7 +16,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
 
 from transforms import recipe
-from transforms.quality.checks import row_language
+from transforms.quality.checks import field_language
 
 __all__ = ["SentenceEmbeddingHandler", "EmbeddingChecks", "MineHardNegatives", "resolve_model_path"]
 
@@ -141,7 +141,7 @@ class EmbeddingChecks(beam.PTransform):
 def _scope(row, role: str) -> tuple:
     task_type = recipe.get_task_type(row["category"])
     key = task_type.role(role)
-    return row["category"], row_language(row, task_type, key)
+    return row["category"], field_language(row, task_type, key)
 
 
 def _pool_entries(row_and_vectors):

@@ -13,6 +13,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from transforms import recipe
+from transforms.records import row_language, table_name
 
 __all__ = [
     "TRAINING_COLUMNS",
@@ -25,7 +26,6 @@ __all__ = [
     "ExportSpec",
     "instruction",
     "training_row",
-    "row_language",
     "split_of",
     "balance_rank",
     "avro_pattern",
@@ -111,13 +111,6 @@ def instruction(task: str, query: str) -> str:
     return f"Instruct: {task.strip()}\nQuery: {query}"
 
 
-def row_language(row: dict) -> str:
-    """The row's language code; ``source->target`` for categories with two languages (bitext)."""
-    if row.get("language"):
-        return row["language"]
-    return f"{row['source_language']}->{row['target_language']}"
-
-
 def training_row(row: dict) -> dict:
     """One generated row -> one training row with exactly TRAINING_COLUMNS.
 
@@ -146,7 +139,7 @@ def avro_pattern(input_dir: str, category: str) -> str:
 
 def bigquery_table(dataset: str, category: str) -> str:
     """``project:dataset.table`` of one category's table (hyphens become underscores, as in the Avro record names)."""
-    return f"{dataset}.{category.replace('-', '_')}"
+    return f"{dataset}.{table_name(category)}"
 
 
 class ReadExamples(beam.PTransform):
