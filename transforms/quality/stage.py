@@ -6,10 +6,8 @@ import dataclasses
 import logging
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
-from apache_beam.metrics.metric import MetricsFilter
 
-from transforms import recipe
+from transforms import metrics, recipe
 from transforms.quality.checks import CheckSettings, check_row
 from transforms.quality.dedup import DedupItem, SplitNearDuplicates
 from transforms.sinks import REJECTED
@@ -19,7 +17,6 @@ __all__ = [
     "CheckQuality",
     "DropDuplicateExamples",
     "ApplyPolicy",
-    "quality_summary",
     "REJECTED",
     "FILTERS",
     "DUPLICATE",
@@ -84,19 +81,14 @@ class _LightChecks(beam.DoFn):
             from transforms.quality.langid import LanguageDetector
 
             self._detector = LanguageDetector()
-        self._counters = {}
-
-    def _inc(self, name: str):
-        if name not in self._counters:
-            self._counters[name] = Metrics.counter("embedgen", name)
-        self._counters[name].inc()
+        self._counters = metrics.Counters()
 
     def process(self, row):
         checks, failures = check_row(row, self._detector, self._settings)
         row = dict(row, quality_checks=checks, quality_failures=failures, quality_pass=not failures)
-        self._inc(f"quality/checked/{row['category']}")
+        self._counters.inc(metrics.QUALITY_CHECKED, row["category"])
         for name in failures:
-            self._inc(f"quality/failed/{name.split(':', 1)[0]}")
+            self._counters.inc(metrics.QUALITY_FAILED, name.split(":", 1)[0])
         yield row
 
 
@@ -138,7 +130,7 @@ class DropDuplicateExamples(beam.PTransform):
         split = (
             rows
             | "ToDedupItems" >> beam.Map(_dedup_item)
-            | "SplitNearDuplicates" >> SplitNearDuplicates(self._threshold, ngram=3, counter="quality/duplicates")
+            | "SplitNearDuplicates" >> SplitNearDuplicates(self._threshold, ngram=3, counter=metrics.QUALITY_DUPLICATES)
         )
         return {
             "kept": split["kept"] | "MarkKept" >> beam.Map(_mark_kept),
@@ -148,11 +140,11 @@ class DropDuplicateExamples(beam.PTransform):
 
 def _route(row, policy: str):
     if policy == "reject" and not row["quality_pass"]:
-        Metrics.counter("embedgen", f"quality/rejected/{row['category']}").inc()
+        metrics.inc(metrics.QUALITY_REJECTED, row["category"])
         yield beam.pvalue.TaggedOutput(REJECTED, row)
         return
     if not row["quality_pass"]:
-        Metrics.counter("embedgen", f"quality/flagged/{row['category']}").inc()
+        metrics.inc(metrics.QUALITY_FLAGGED, row["category"])
     yield row
 
 
@@ -200,29 +192,3 @@ def rejected_prefix(output: str) -> str:
     from apache_beam.io.filesystems import FileSystems
 
     return FileSystems.join(output, REJECTED)
-
-
-def quality_summary(pipeline_result, output: str | None = None) -> str:
-    """Lines for the end-of-run summary, from the ``quality/...`` counters of a finished pipeline."""
-    counts: dict[str, int] = {}
-    for result in pipeline_result.metrics().query(MetricsFilter())["counters"]:
-        name = result.key.metric.name
-        if result.key.metric.namespace == "embedgen" and name.startswith("quality/"):
-            value = result.committed if result.committed is not None else result.attempted
-            counts[name] = counts.get(name, 0) + (value or 0)
-
-    def total(prefix):
-        return sum(v for k, v in counts.items() if k.startswith(prefix))
-
-    checked = total("quality/checked/")
-    if not checked:
-        return "quality: no rows checked"
-    lines = [
-        f"quality: {checked} row(s) checked; {total('quality/duplicates/')} duplicate(s) removed, "
-        f"{total('quality/flagged/')} kept with failed checks, {total('quality/rejected/')} rejected"
-        + (f" (see {output}/{REJECTED}/)" if output else ""),
-    ]
-    failed = sorted((k.split("/", 2)[2], v) for k, v in counts.items() if k.startswith("quality/failed/"))
-    if failed:
-        lines.append("failed checks: " + ", ".join(f"{name} {n}" for name, n in failed))
-    return "\n".join(lines)

@@ -10,9 +10,8 @@ import logging
 import apache_beam as beam
 from apache_beam.io.avroio import ReadFromAvro
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.metrics import Metrics
 
-from transforms import recipe
+from transforms import metrics, recipe
 from transforms.records import row_language, table_name
 
 __all__ = [
@@ -170,13 +169,7 @@ class _KeepPassed(beam.DoFn):
     """Keeps rows whose ``quality_pass`` is true; counts kept rows on which no check ran (empty ``quality_checks``)."""
 
     def setup(self):
-        self._counters = {}
-
-    def _inc(self, name: str):
-        counter = self._counters.get(name)
-        if counter is None:
-            counter = self._counters[name] = Metrics.counter("export", name)
-        counter.inc()
+        self._counters = metrics.Counters(metrics.EXPORT_NAMESPACE)
 
     def process(self, row):
         if QUALITY_PASS_FIELD not in row:
@@ -187,8 +180,8 @@ class _KeepPassed(beam.DoFn):
         if not row[QUALITY_PASS_FIELD]:
             return
         if QUALITY_CHECKS_FIELD in row and not row[QUALITY_CHECKS_FIELD]:
-            self._inc(f"unchecked/{row['category']}")
-        self._inc(f"passed/{row['category']}")
+            self._counters.inc(metrics.EXPORT_UNCHECKED, row["category"])
+        self._counters.inc(metrics.EXPORT_PASSED, row["category"])
         yield row
 
 
@@ -199,14 +192,10 @@ class _Count(beam.DoFn):
         self._prefix = prefix
 
     def setup(self):
-        self._counters = {}
+        self._counters = metrics.Counters(metrics.EXPORT_NAMESPACE)
 
     def process(self, row):
-        name = f"{self._prefix}/{row['category']}"
-        counter = self._counters.get(name)
-        if counter is None:
-            counter = self._counters[name] = Metrics.counter("export", name)
-        counter.inc()
+        self._counters.inc(self._prefix, row["category"])
         yield row
 
 
@@ -223,7 +212,7 @@ class ToTrainingRows(beam.PTransform):
         self._split_by = split_by
 
     def expand(self, rows):
-        rows = rows | "CountRead" >> beam.ParDo(_Count("read"))
+        rows = rows | "CountRead" >> beam.ParDo(_Count(metrics.EXPORT_READ))
         if self._only_passed:
             rows = rows | "KeepPassed" >> beam.ParDo(_KeepPassed())
         split_by = self._split_by
@@ -282,7 +271,7 @@ class BalanceGroups(beam.PTransform):
                 lambda row, limits: balance_rank(row["example_id"]) <= limits.get(key(row), ""),
                 beam.pvalue.AsDict(thresholds),
             )
-            | "CountKept" >> beam.ParDo(_Count("balanced"))
+            | "CountKept" >> beam.ParDo(_Count(metrics.EXPORT_BALANCED))
         )
 
 
