@@ -30,7 +30,7 @@ from pipelines import generate  # noqa: E402
 def _measure(latency: float, concurrency: int, calls: int, workdir: str) -> dict:
     """One pipeline run of ``calls`` elements; the stand-in's stats and the wall time."""
     server = subprocess.Popen(
-        [sys.executable, "-m", "tests.standins.server", "--latency", str(latency), "--adc-dir", workdir],
+        [sys.executable, "-m", "tests.support.standins.server", "--latency", str(latency), "--adc-dir", workdir],
         stdout=subprocess.PIPE,
         text=True,
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),

@@ -24,7 +24,7 @@ from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 
 from pipelines.generate import build_pipeline  # noqa: E402
 from pipelines.options import parse_args, to_config  # noqa: E402
-from tests.helpers import read_table  # noqa: E402
+from tests.support.helpers import read_table  # noqa: E402
 from transforms.models.grammar import gbnf_for_schema  # noqa: E402
 from transforms.models.llama_cpp import default_model_path  # noqa: E402
 from transforms.render import render  # noqa: E402

@@ -5,19 +5,13 @@ import json
 import pytest
 
 from pipelines import generate
-from tests.helpers import read_table
-from tests.standins import Fault, FaultCycle, StandIn
+from tests.support.helpers import read_table
+from tests.support.standins import Fault, FaultCycle, StandIn
 from transforms import recipe
 from transforms.elements import Element
 from transforms.models.gemini import FLEX_HEADER, GeminiHandler, GeminiSettings, gemini_schema
 from transforms.models.remote import RemoteSettings
 from transforms.render import render
-
-
-@pytest.fixture
-def standin():
-    with StandIn() as server:
-        yield server
 
 
 @pytest.fixture

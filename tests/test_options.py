@@ -6,7 +6,7 @@ import pytest
 
 from pipelines import generate
 from pipelines.options import parse_args, to_config
-from tests.fakes import FakeHandler
+from tests.support.fakes import FakeHandler
 from transforms import recipe
 
 

@@ -5,7 +5,7 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import BeamAssertException, assert_that
 
-from tests.quality_rows import CLEAN, make_row
+from tests.support.quality_rows import CLEAN, make_row
 from tests.test_quality_checks import PLANTED
 from transforms import recipe
 from transforms.quality.checks import CheckSettings, check_names, check_row

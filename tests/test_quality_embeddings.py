@@ -8,7 +8,7 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import BeamAssertException, assert_that
 
-from tests.quality_rows import make_row
+from tests.support.quality_rows import make_row
 from transforms.quality import embeddings
 from transforms.quality.embeddings import EmbeddingChecks, SentenceEmbeddingHandler, resolve_model_path
 from transforms.quality.stage import CheckQuality, QualityConfig

@@ -10,8 +10,8 @@ import subprocess
 import pytest
 
 from pipelines import generate, report
-from tests.fakes import FakeHandler, valid_reply
-from tests.helpers import read_table
+from tests.support.fakes import FakeHandler, valid_reply
+from tests.support.helpers import read_table
 from transforms import recipe
 from transforms.elements import STAGE_BRAINSTORM
 

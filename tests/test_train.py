@@ -7,7 +7,7 @@ import os
 import pytest
 
 from pipelines import export, generate, train
-from tests.fakes import FakeHandler
+from tests.support.fakes import FakeHandler
 from transforms.training.trainer import (
     DEFAULT_BASE_MODEL,
     build_corpus,
