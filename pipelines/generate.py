@@ -185,6 +185,10 @@ def run(argv: Sequence[str] | None = None, handler=None) -> int:
     report = summary.from_metrics(result, config, time.monotonic() - started)
     print(summary.format_summary(report))
     print(quality_summary(result, config.output))
+    if config.vertex_batch is not None:
+        from transforms.models.gemini_batch import format_jobs, read_job_records
+
+        print(format_jobs(read_job_records(config.output)))
     return 0 if report.balanced else 1
 
 

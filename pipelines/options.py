@@ -16,6 +16,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from transforms import recipe
 from transforms.config import ConfigError
 from transforms.bigquery import BigQueryTarget
+from transforms.models import gemini_batch
 from transforms.models.gemini import GeminiSettings
 from transforms.models.openai_compat import STRUCTURED_OUTPUT, OpenAISettings
 from transforms.models.remote import RemoteSettings
@@ -227,6 +228,8 @@ class GenerateOptions(PipelineOptions):
             help="Seconds to wait for one reply (default: 120, or 1800 with --vertex-flex).",
         )
 
+        gemini_batch.add_arguments(parser)
+
         out = parser.add_argument_group("output")
         out.add_argument(
             "--output",
@@ -332,6 +335,7 @@ class GenerationConfig:
     run_date: str | None = None  # --run-date, YYYY-MM-DD
     quality: QualityConfig = QualityConfig()  # the quality flag group
     llama_parallel_sequences: int = 1  # --llama-parallel-sequences, embedded model only
+    vertex_batch: gemini_batch.VertexBatchSettings | None = None  # --vertex-batch
 
     @property
     def brainstorm_categories(self) -> tuple:
@@ -710,6 +714,7 @@ def to_config(args: argparse.Namespace) -> GenerationConfig:
     pinned = _pins(args, categories, pool)
     remote, gemini, openai = _remote_backend(args)
     run_date = _run_date(args.run_date)
+    output = f"{args.output.rstrip('/')}/run_date={run_date}" if run_date else args.output
     return GenerationConfig(
         categories=categories,
         brainstorm_rounds=args.brainstorm_rounds,
@@ -727,7 +732,7 @@ def to_config(args: argparse.Namespace) -> GenerationConfig:
         n_ctx=args.n_ctx,
         n_threads=args.n_threads,
         batch_size=remote.batch_size if remote else (args.batch_size or 4),
-        output=f"{args.output.rstrip('/')}/run_date={run_date}" if run_date else args.output,
+        output=output,
         overwrite=args.overwrite,
         resume=args.resume,
         run_id=datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ"),
@@ -738,4 +743,5 @@ def to_config(args: argparse.Namespace) -> GenerationConfig:
         run_date=run_date,
         quality=_quality(args),
         llama_parallel_sequences=args.llama_parallel_sequences,
+        vertex_batch=gemini_batch.settings_from_args(args, output, gemini),
     )

@@ -40,6 +40,7 @@ class _Attempt(beam.PTransform):
 
     def expand(self, requests):
         replayed = []
+        counted = requests  # before logged replies are set aside: a batch backend sizes its batches on these
         if self._logged is not None:
             split = (
                 {"request": requests | "KeyRequests" >> beam.Map(lambda r: (journal_key(r), r)), "logged": self._logged}
@@ -50,7 +51,9 @@ class _Attempt(beam.PTransform):
         if self._reshuffle:
             # Break fusion so that model calls spread over all workers, whatever produced the requests.
             requests = requests | "Reshuffle" >> beam.Reshuffle()
-        results = requests | "RunInference" >> RunInference(self._handler)
+        batch_inference = getattr(self._handler, "batch_inference", None)  # batch prediction jobs (gemini_batch)
+        inference = batch_inference(counted) if batch_inference is not None else RunInference(self._handler)
+        results = requests | "RunInference" >> inference
         if self._journal is not None:
             results = results | "WriteJournal" >> WriteJournal(self._journal)
         if replayed:

@@ -22,6 +22,10 @@ def make_handler(config):
             ),
             max_batch_size=config.batch_size,
         )
+    if config.gemini is not None and getattr(config, "vertex_batch", None) is not None:
+        from transforms.models.gemini_batch import GeminiBatchHandler
+
+        return GeminiBatchHandler(config.remote, config.gemini, config.vertex_batch)
     if config.gemini is not None:
         from transforms.models.gemini import GeminiHandler
 
