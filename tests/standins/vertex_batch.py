@@ -80,6 +80,7 @@ class BatchStandIn:
         self.fail_jobs = set(fail_jobs)
         self.line_fault = line_fault
         self.hold = threading.Event()  # while set, no job ends
+        self.hold_file: str | None = None  # nor while this file exists (for a stand-in in its own process)
         self.jobs: dict[str, Job] = {}
         self.creates = 0
         self.lock = threading.Lock()
@@ -122,7 +123,8 @@ class BatchStandIn:
         job.gets += 1
         if job.state in ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED"):
             return
-        if self.hold.is_set() or job.gets < self.polls_to_finish:
+        held = self.hold.is_set() or bool(self.hold_file and os.path.exists(self.hold_file))
+        if held or job.gets < self.polls_to_finish:
             job.state = "JOB_STATE_RUNNING" if job.gets else job.state
             return
         if job.number in self.fail_jobs:
@@ -243,13 +245,28 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Serve the batch prediction stand-in until interrupted.")
     parser.add_argument("--adc-dir", default=None, help="Also write a credentials file for this stand-in there.")
-    parser.add_argument("--polls-to-finish", type=int, default=2)
+    parser.add_argument("--polls-to-finish", type=int, default=2, help="Gets before a job ends.")
+    parser.add_argument("--fail-job", type=int, action="append", default=[], help="Ordinal of a job that fails.")
+    parser.add_argument("--hold-file", default=None, help="While this file exists, no job ends.")
+    parser.add_argument("--error-every", type=int, default=0, help="Every Nth new prompt's first line fails.")
     args = parser.parse_args(argv)
-    standin = BatchStandIn(polls_to_finish=args.polls_to_finish).start()
+    seen: dict = {}
+
+    def line_fault(prompt):
+        first = prompt not in seen
+        seen.setdefault(prompt, len(seen))
+        return "error" if args.error_every and first and seen[prompt] % args.error_every == 0 else None
+
+    standin = BatchStandIn(polls_to_finish=args.polls_to_finish, fail_jobs=tuple(args.fail_job), line_fault=line_fault)
+    standin.hold_file = args.hold_file
+    standin.start()
     print(standin.url, standin.write_adc_file(args.adc_dir) if args.adc_dir else "", flush=True)
     try:
         while True:
-            time.sleep(3600)
+            time.sleep(5)
+            with standin.lock:
+                states = {j.name.rsplit("/", 1)[1]: j.state.removeprefix("JOB_STATE_") for j in standin.jobs.values()}
+            print(f"creates={standin.creates} jobs={states}", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         pass
     finally:
