@@ -94,6 +94,9 @@ def build_pipeline(p: beam.Pipeline, config: GenerationConfig, handler=None) -> 
             logged=logged,
             finished=finished,
             near_dup_threshold=config.quality.task_dedup_threshold,
+            templates=config.templates,
+            contamination=config.contamination,
+            remove_contaminated=config.quality.filter == "reject",
         )
         dead_sets.append(brainstorm_dead)
         element_sets.append(
@@ -120,14 +123,14 @@ def build_pipeline(p: beam.Pipeline, config: GenerationConfig, handler=None) -> 
         # after the shuffle, so no prompt text is shuffled (or held by an in-memory runner) before its call.
         | "SpreadElements" >> beam.Reshuffle()
         | "SampleAttributes" >> SampleAttributes(config.sampling)
-        | "RenderPrompts" >> RenderPrompts(seed)
+        | "RenderPrompts" >> RenderPrompts(seed, config.templates)
         | "GenerateExamples"
         >> CallModel(
             handler, seed, config.max_parse_retries, config.output, logged, spread_first=False, finish=_ToRow(seed)
         )
     )
     dead_sets.append(dead)
-    checked = rows | "CheckQuality" >> CheckQuality(config.quality)
+    checked = rows | "CheckQuality" >> CheckQuality(config.quality, config.contamination)
     rows = checked["rows"]
     checked["rejected"] | "WriteRejected" >> WriteExamples(
         rejected_prefix(config.output), config.categories, config.run_id

@@ -22,6 +22,8 @@ from transforms.models.remote import RemoteSettings
 from transforms.quality import FILTERS as QUALITY_FILTERS
 from transforms.quality import QualityConfig
 from transforms.sampling import SamplingSpec
+from transforms.contamination import ContaminationSettings, add_contamination_arguments, contamination_settings
+from transforms.templates import TemplateChoice, add_template_arguments, template_choice
 
 __all__ = ["GenerateOptions", "GenerationConfig", "ConfigError", "parse_args", "to_config"]
 
@@ -299,6 +301,8 @@ class GenerateOptions(PipelineOptions):
             default=0.95,
             help="Mined candidates scoring above this fraction of sim(anchor, positive) are dropped as likely positives (default: %(default)s).",
         )
+        add_template_arguments(parser)
+        add_contamination_arguments(parser)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -332,6 +336,8 @@ class GenerationConfig:
     run_date: str | None = None  # --run-date, YYYY-MM-DD
     quality: QualityConfig = QualityConfig()  # the quality flag group
     llama_parallel_sequences: int = 1  # --llama-parallel-sequences, embedded model only
+    templates: TemplateChoice = TemplateChoice()  # --template (transforms/templates.py)
+    contamination: ContaminationSettings = ContaminationSettings()  # --contamination-threshold
 
     @property
     def brainstorm_categories(self) -> tuple:
@@ -731,4 +737,6 @@ def to_config(args: argparse.Namespace) -> GenerationConfig:
         run_date=run_date,
         quality=_quality(args),
         llama_parallel_sequences=args.llama_parallel_sequences,
+        templates=template_choice(args.template, categories),
+        contamination=contamination_settings(args),
     )
