@@ -77,7 +77,17 @@ setuptools.setup(
     packages=setuptools.find_packages(
         include=["pipelines", "pipelines.*", "transforms", "transforms.*", "prompts", "prompts.*"]
     ),
-    package_data={"prompts": ["brainstorm/*.jinja2", "generate/*.jinja2"]},
+    # Templates: one folder per task type (prompts/<stage>/<type>/<name>.jinja2), or a single <stage>/<type>.jinja2;
+    # and the evaluation-set instructions the contamination check compares brainstormed tasks with.
+    package_data={
+        "prompts": [
+            "brainstorm/*.jinja2",
+            "generate/*.jinja2",
+            "brainstorm/*/*.jinja2",
+            "generate/*/*.jinja2",
+            "evaluation_instructions.tsv",
+        ]
+    },
     include_package_data=True,
     install_requires=REQUIRES,
     extras_require=EXTRAS,

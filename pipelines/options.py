@@ -14,15 +14,15 @@ from collections.abc import Sequence
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms import recipe
-from transforms.config import ConfigError
 from transforms.bigquery import BigQueryTarget
+from transforms.config import ConfigError
+from transforms.contamination import ContaminationSettings, add_contamination_arguments, contamination_settings
 from transforms.models.gemini import GeminiSettings
 from transforms.models.openai_compat import STRUCTURED_OUTPUT, OpenAISettings
 from transforms.models.remote import RemoteSettings
 from transforms.quality import FILTERS as QUALITY_FILTERS
 from transforms.quality import QualityConfig
 from transforms.sampling import SamplingSpec
-from transforms.contamination import ContaminationSettings, add_contamination_arguments, contamination_settings
 from transforms.templates import TemplateChoice, add_template_arguments, template_choice
 
 __all__ = ["GenerateOptions", "GenerationConfig", "ConfigError", "parse_args", "to_config"]

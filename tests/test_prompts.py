@@ -303,3 +303,15 @@ def test_render_records_the_drawn_template_and_its_hash():
     assert request.template in recipe.get_task_type("text-matching-long").template_paths
     assert request.template_sha256 == prompts.template_sha256(request.template)
     assert request.prompt == prompts.render_template(request.template, element)
+
+
+def test_package_data_ships_every_template_and_the_evaluation_instructions():
+    import fnmatch
+    import pathlib
+
+    setup = (pathlib.Path(__file__).parent.parent / "setup.py").read_text(encoding="utf-8")
+    block = re.search(r'package_data=\{\s*"prompts":\s*\[(.*?)\]', setup, re.S).group(1)
+    globs = re.findall(r'"([^"]+)"', block)
+    shipped = [*prompts.environment().list_templates(extensions=["jinja2"]), contamination.DATA_FILE]
+    for name in shipped:
+        assert any(fnmatch.fnmatch(name, g) and name.count("/") == g.count("/") for g in globs), name

@@ -20,7 +20,11 @@ __all__ = [
     "render",
     "render_template",
     "template_name",
-    "template_variables", "template_source", "template_sha256", "environment"]
+    "template_variables",
+    "template_source",
+    "template_sha256",
+    "environment",
+]
 
 _LOGGER = logging.getLogger(__name__)
 
