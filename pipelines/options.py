@@ -16,12 +16,12 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from transforms import recipe
 from transforms.bigquery import BigQueryTarget
 from transforms.config import ConfigError
-from transforms.contamination import ContaminationSettings, add_contamination_arguments, contamination_settings
 from transforms.models.gemini import GeminiSettings
 from transforms.models.openai_compat import STRUCTURED_OUTPUT, OpenAISettings
 from transforms.models.remote import RemoteSettings
-from transforms.quality import FILTERS as QUALITY_FILTERS
-from transforms.quality import QualityConfig
+from transforms.quality.contamination import ContaminationSettings, add_contamination_arguments, contamination_settings
+from transforms.quality.stage import FILTERS as QUALITY_FILTERS
+from transforms.quality.stage import QualityConfig
 from transforms.sampling import SamplingSpec
 from transforms.templates import TemplateChoice, add_template_arguments, template_choice
 
@@ -648,7 +648,7 @@ def _quality(args: argparse.Namespace) -> QualityConfig:
 
         if importlib.util.find_spec("sentence_transformers") is None:
             raise ConfigError("--embedding-checks needs the quality extra: pip install -e '.[quality]'")
-        from transforms.embeddings import resolve_model_path
+        from transforms.quality.embeddings import resolve_model_path
 
         try:
             resolve_model_path(args.embedding_model)

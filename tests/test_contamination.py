@@ -8,8 +8,8 @@ import pytest
 from pipelines import generate
 from tests.fakes import FakeHandler, valid_reply
 from tests.helpers import read_table
-from transforms import contamination
 from transforms.elements import STAGE_BRAINSTORM
+from transforms.quality import contamination
 
 LEAKED = "Given a scientific claim, retrieve documents that support or refute it."  # SciFact's, reworded a little
 CLEAN = [

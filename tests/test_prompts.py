@@ -10,8 +10,10 @@ import jinja2
 import jinja2.meta
 import pytest
 
-from transforms import contamination, prompts, recipe
+from transforms import recipe
+from transforms import render as prompts
 from transforms.elements import STAGE_BRAINSTORM, STAGE_GENERATE, Element
+from transforms.quality import contamination
 
 TASK = "Given the name of a mountain pass, retrieve travel accounts of crossing it."
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")

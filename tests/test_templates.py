@@ -8,7 +8,8 @@ from pipelines import generate
 from pipelines.options import parse_args, to_config
 from tests.fakes import FakeHandler, valid_reply
 from tests.helpers import read_all, read_table
-from transforms import prompts, recipe, templates
+from transforms import recipe, templates
+from transforms import render as prompts
 from transforms.config import ConfigError
 from transforms.elements import STAGE_BRAINSTORM, STAGE_GENERATE, Element, element_rng
 from transforms.sampling import SamplingSpec, sample_attributes

@@ -9,11 +9,11 @@ import re
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from transforms.contamination import CheckContamination, ContaminationSettings
-from transforms.dedup import DedupItem, SplitNearDuplicates
 from transforms.elements import STAGE_BRAINSTORM, Element, stable_id
 from transforms.inference import CallModel
-from transforms.prompts import RenderPrompts
+from transforms.quality.contamination import CheckContamination, ContaminationSettings
+from transforms.quality.dedup import DedupItem, SplitNearDuplicates
+from transforms.render import RenderPrompts
 from transforms.resume import DropFinished
 
 __all__ = [

@@ -10,10 +10,10 @@ from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 
 from transforms import recipe
-from transforms.checks import CheckSettings, check_row
-from transforms.contamination import CHECK_NAME as CONTAMINATION
-from transforms.contamination import FLAGGED_COUNTER, REMOVED_COUNTER, ContaminationSettings, contaminated
-from transforms.dedup import DedupItem, SplitNearDuplicates
+from transforms.quality.checks import CheckSettings, check_row
+from transforms.quality.contamination import CHECK_NAME as CONTAMINATION
+from transforms.quality.contamination import FLAGGED_COUNTER, REMOVED_COUNTER, ContaminationSettings, contaminated
+from transforms.quality.dedup import DedupItem, SplitNearDuplicates
 from transforms.sinks import REJECTED
 
 __all__ = [
@@ -84,7 +84,7 @@ class _LightChecks(beam.DoFn):
     def setup(self):
         self._detector = None
         if self._language_checks:
-            from transforms.langid import LanguageDetector
+            from transforms.quality.langid import LanguageDetector
 
             self._detector = LanguageDetector()
         self._counters = {}
@@ -198,7 +198,7 @@ class CheckQuality(beam.PTransform):
         split = checked | "DropDuplicateExamples" >> DropDuplicateExamples(config.example_dedup_threshold)
         kept = split["kept"]
         if config.embedding_checks:
-            from transforms.embeddings import EmbeddingChecks
+            from transforms.quality.embeddings import EmbeddingChecks
 
             kept = kept | "EmbeddingChecks" >> EmbeddingChecks(config)
         routed = kept | "ApplyPolicy" >> ApplyPolicy(config.filter)

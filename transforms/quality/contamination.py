@@ -13,7 +13,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from transforms.config import ConfigError
-from transforms.dedup import jaccard, shingles
+from transforms.quality.dedup import jaccard, shingles
 
 __all__ = [
     "ContaminationSettings",
@@ -121,7 +121,7 @@ class CheckContamination(beam.PTransform):
     Args:
         settings: The threshold.
         remove: Drop flagged tasks (``--quality-filter reject``); otherwise they are kept, and their rows carry a
-            ``contamination:<set>`` quality failure (transforms/quality.py).
+            ``contamination:<set>`` quality failure (transforms/quality/stage.py).
     """
 
     def __init__(self, settings: ContaminationSettings, remove: bool):
