@@ -89,7 +89,7 @@ setuptools.setup(
     # Templates at any depth under prompts/ and data files the transforms read (globs, so that new templates, new
     # subfolders and new data files are shipped without editing this list; MANIFEST.in puts them in the sdist).
     package_data={
-        "prompts": ["**/*.jinja2", "**/*.txt", "**/*.json"],
+        "prompts": ["**/*.jinja2", "**/*.txt", "**/*.json", "**/*.tsv"],
         "transforms": ["**/*.txt", "**/*.json", "**/*.jinja2", "**/*.tsv", "**/*.csv"],
     },
     include_package_data=True,

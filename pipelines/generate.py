@@ -19,9 +19,9 @@ from transforms.bigquery import WriteDeadLettersToBigQuery, WriteExamplesToBigQu
 from transforms.brainstorm import BrainstormTasks
 from transforms.inference import CallModel
 from transforms.models import make_handler
-from transforms.render import RenderPrompts
 from transforms.quality.stage import CheckQuality, quality_summary, rejected_prefix
 from transforms.records import example_row
+from transforms.render import RenderPrompts
 from transforms.resume import DropFinished, ReadFinishedIds, ReadJournal, delete_journal, has_journal
 from transforms.sampling import SampleAttributes, generation_elements, symmetric_elements
 from transforms.sinks import WriteDeadLetters, WriteExamples, delete_outputs, existing_outputs
@@ -94,6 +94,9 @@ def build_pipeline(p: beam.Pipeline, config: GenerationConfig, handler=None) -> 
             logged=logged,
             finished=finished,
             near_dup_threshold=config.quality.task_dedup_threshold,
+            templates=config.templates,
+            contamination=config.contamination,
+            remove_contaminated=config.quality.filter == "reject",
         )
         dead_sets.append(brainstorm_dead)
         element_sets.append(
@@ -120,14 +123,14 @@ def build_pipeline(p: beam.Pipeline, config: GenerationConfig, handler=None) -> 
         # after the shuffle, so no prompt text is shuffled (or held by an in-memory runner) before its call.
         | "SpreadElements" >> beam.Reshuffle()
         | "SampleAttributes" >> SampleAttributes(config.sampling)
-        | "RenderPrompts" >> RenderPrompts(seed)
+        | "RenderPrompts" >> RenderPrompts(seed, config.templates)
         | "GenerateExamples"
         >> CallModel(
             handler, seed, config.max_parse_retries, config.output, logged, spread_first=False, finish=_ToRow(seed)
         )
     )
     dead_sets.append(dead)
-    checked = rows | "CheckQuality" >> CheckQuality(config.quality)
+    checked = rows | "CheckQuality" >> CheckQuality(config.quality, config.contamination)
     rows = checked["rows"]
     checked["rejected"] | "WriteRejected" >> WriteExamples(
         rejected_prefix(config.output), config.categories, config.run_id

@@ -14,15 +14,17 @@ from collections.abc import Sequence
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms import recipe
-from transforms.config import ConfigError
 from transforms.bigquery import BigQueryTarget
 from transforms.models import gemini_batch
+from transforms.config import ConfigError
 from transforms.models.gemini import GeminiSettings
 from transforms.models.openai_compat import STRUCTURED_OUTPUT, OpenAISettings
 from transforms.models.remote import RemoteSettings
+from transforms.quality.contamination import ContaminationSettings, add_contamination_arguments, contamination_settings
 from transforms.quality.stage import FILTERS as QUALITY_FILTERS
 from transforms.quality.stage import QualityConfig
 from transforms.sampling import SamplingSpec
+from transforms.templates import TemplateChoice, add_template_arguments, template_choice
 
 __all__ = ["GenerateOptions", "GenerationConfig", "ConfigError", "parse_args", "to_config"]
 
@@ -302,6 +304,8 @@ class GenerateOptions(PipelineOptions):
             default=0.95,
             help="Mined candidates scoring above this fraction of sim(anchor, positive) are dropped as likely positives (default: %(default)s).",
         )
+        add_template_arguments(parser)
+        add_contamination_arguments(parser)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -336,6 +340,8 @@ class GenerationConfig:
     quality: QualityConfig = QualityConfig()  # the quality flag group
     llama_parallel_sequences: int = 1  # --llama-parallel-sequences, embedded model only
     vertex_batch: gemini_batch.VertexBatchSettings | None = None  # --vertex-batch
+    templates: TemplateChoice = TemplateChoice()  # --template (transforms/templates.py)
+    contamination: ContaminationSettings = ContaminationSettings()  # --contamination-threshold
 
     @property
     def brainstorm_categories(self) -> tuple:
@@ -744,4 +750,6 @@ def to_config(args: argparse.Namespace) -> GenerationConfig:
         quality=_quality(args),
         llama_parallel_sequences=args.llama_parallel_sequences,
         vertex_batch=gemini_batch.settings_from_args(args, output, gemini),
+        templates=template_choice(args.template, categories),
+        contamination=contamination_settings(args),
     )

@@ -14,7 +14,13 @@ from collections.abc import Sequence
 from pipelines.cli import configure_logging
 from transforms.config import ConfigError
 from transforms.training.export_rows import balance_rank
-from transforms.training.trainer import DEFAULT_BASE_MODEL, PACKAGED_MODELS, TrainSettings, resolve_base_model, split_files
+from transforms.training.trainer import (
+    DEFAULT_BASE_MODEL,
+    PACKAGED_MODELS,
+    TrainSettings,
+    resolve_base_model,
+    split_files,
+)
 
 __all__ = ["TrainConfig", "ConfigError", "parse_args", "to_config", "run", "main", "format_metrics", "RESULTS_FILE"]
 

@@ -9,9 +9,10 @@ import re
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from transforms.quality.dedup import DedupItem, SplitNearDuplicates
 from transforms.elements import STAGE_BRAINSTORM, Element, stable_id
 from transforms.inference import CallModel
+from transforms.quality.contamination import CheckContamination, ContaminationSettings
+from transforms.quality.dedup import DedupItem, SplitNearDuplicates
 from transforms.render import RenderPrompts
 from transforms.resume import DropFinished
 
@@ -123,8 +124,14 @@ class BrainstormTasks(beam.PTransform):
         logged=None,
         finished=None,
         near_dup_threshold: float = 0.7,
+        templates=None,
+        contamination: ContaminationSettings | None = None,
+        remove_contaminated: bool = False,
     ):
         super().__init__()
+        self._templates = templates
+        self._contamination = contamination or ContaminationSettings()
+        self._remove_contaminated = remove_contaminated
         self._near_dup_threshold = near_dup_threshold
         self._journal = journal
         self._logged = logged
@@ -142,7 +149,7 @@ class BrainstormTasks(beam.PTransform):
         )
         if self._finished is not None:  # --resume: a call dead-lettered by the earlier run stays dead-lettered
             calls = calls | "DropFinished" >> DropFinished(self._finished)
-        requests = calls | "RenderBrainstormPrompts" >> RenderPrompts(self._run_seed)
+        requests = calls | "RenderBrainstormPrompts" >> RenderPrompts(self._run_seed, self._templates)
         parsed, dead = requests | "AskForTasks" >> CallModel(
             self._handler, self._run_seed, self._max_retries, self._journal, self._logged
         )
@@ -151,6 +158,11 @@ class BrainstormTasks(beam.PTransform):
             | "OneTaskPerElement" >> beam.FlatMap(_flatten)
             | "DedupTasks" >> DedupTasks()
             | "DropNearDuplicateTasks" >> DropNearDuplicateTasks(self._near_dup_threshold, self._run_seed)
-            | "CapPerCategory" >> CapPerCategory(self._cap, self._run_seed)
         )
+        # Removed before the cap, so other tasks take their places; flagged after it, so only kept tasks count.
+        if self._remove_contaminated:
+            tasks = tasks | "RemoveContaminatedTasks" >> CheckContamination(self._contamination, remove=True)
+        tasks = tasks | "CapPerCategory" >> CapPerCategory(self._cap, self._run_seed)
+        if not self._remove_contaminated:
+            tasks = tasks | "FlagContaminatedTasks" >> CheckContamination(self._contamination, remove=False)
         return tasks, dead

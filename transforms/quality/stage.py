@@ -11,6 +11,8 @@ from apache_beam.metrics.metric import MetricsFilter
 
 from transforms import recipe
 from transforms.quality.checks import CheckSettings, check_row
+from transforms.quality.contamination import CHECK_NAME as CONTAMINATION
+from transforms.quality.contamination import FLAGGED_COUNTER, REMOVED_COUNTER, ContaminationSettings, contaminated
 from transforms.quality.dedup import DedupItem, SplitNearDuplicates
 from transforms.sinks import REJECTED
 
@@ -74,9 +76,10 @@ class QualityConfig:
 class _LightChecks(beam.DoFn):
     """Row -> row with quality_checks / quality_failures / quality_pass set by the light checks."""
 
-    def __init__(self, settings: CheckSettings, language_checks: bool):
+    def __init__(self, settings: CheckSettings, language_checks: bool, contamination: ContaminationSettings):
         self._settings = settings
         self._language_checks = language_checks
+        self._contamination = contamination
 
     def setup(self):
         self._detector = None
@@ -93,6 +96,11 @@ class _LightChecks(beam.DoFn):
 
     def process(self, row):
         checks, failures = check_row(row, self._detector, self._settings)
+        if row.get("task"):  # brainstormed rows: does the task restate an evaluation-set instruction?
+            checks = [*checks, CONTAMINATION]
+            leaked = contaminated(row["task"], self._contamination.threshold)
+            if leaked is not None:
+                failures = [*failures, f"{CONTAMINATION}:{leaked.source}"]
         row = dict(row, quality_checks=checks, quality_failures=failures, quality_pass=not failures)
         self._inc(f"quality/checked/{row['category']}")
         for name in failures:
@@ -177,13 +185,16 @@ class CheckQuality(beam.PTransform):
     rejected) -> optional embedding similarities and mined negatives -> the flag/reject policy.
     """
 
-    def __init__(self, config: QualityConfig):
+    def __init__(self, config: QualityConfig, contamination: ContaminationSettings | None = None):
         super().__init__()
         self._config = config
+        self._contamination = contamination or ContaminationSettings()
 
     def expand(self, rows):
         config = self._config
-        checked = rows | "LightChecks" >> beam.ParDo(_LightChecks(config.settings, config.language_checks))
+        checked = rows | "LightChecks" >> beam.ParDo(
+            _LightChecks(config.settings, config.language_checks, self._contamination)
+        )
         split = checked | "DropDuplicateExamples" >> DropDuplicateExamples(config.example_dedup_threshold)
         kept = split["kept"]
         if config.embedding_checks:
@@ -207,7 +218,7 @@ def quality_summary(pipeline_result, output: str | None = None) -> str:
     counts: dict[str, int] = {}
     for result in pipeline_result.metrics().query(MetricsFilter())["counters"]:
         name = result.key.metric.name
-        if result.key.metric.namespace == "embedgen" and name.startswith("quality/"):
+        if result.key.metric.namespace == "embedgen" and name.startswith(("quality/", "brainstorm/contaminated")):
             value = result.committed if result.committed is not None else result.attempted
             counts[name] = counts.get(name, 0) + (value or 0)
 
@@ -215,8 +226,13 @@ def quality_summary(pipeline_result, output: str | None = None) -> str:
         return sum(v for k, v in counts.items() if k.startswith(prefix))
 
     checked = total("quality/checked/")
+    flagged, removed = total(FLAGGED_COUNTER + "/"), total(REMOVED_COUNTER + "/")
+    contamination = (
+        f"contamination: {flagged} brainstormed task(s) nearly restate an evaluation-set instruction; "
+        f"{removed} removed, {flagged - removed} kept (their rows fail the {CONTAMINATION} check)"
+    )
     if not checked:
-        return "quality: no rows checked"
+        return "quality: no rows checked\n" + contamination
     lines = [
         f"quality: {checked} row(s) checked; {total('quality/duplicates/')} duplicate(s) removed, "
         f"{total('quality/flagged/')} kept with failed checks, {total('quality/rejected/')} rejected"
@@ -225,4 +241,5 @@ def quality_summary(pipeline_result, output: str | None = None) -> str:
     failed = sorted((k.split("/", 2)[2], v) for k, v in counts.items() if k.startswith("quality/failed/"))
     if failed:
         lines.append("failed checks: " + ", ".join(f"{name} {n}" for name, n in failed))
+    lines.append(contamination)
     return "\n".join(lines)
