@@ -53,6 +53,9 @@ def _elements(p: beam.Pipeline, config: GenerationConfig, calls: ModelCalls, fin
             calls,
             finished=finished,
             near_dup_threshold=config.quality.task_dedup_threshold,
+            templates=config.templates,
+            contamination=config.contamination,
+            remove_contaminated=config.quality.filter == "reject",
         )
         dead_sets.append(brainstorm_dead)
         element_sets.append(
@@ -107,10 +110,10 @@ def build_pipeline(p: beam.Pipeline, config: GenerationConfig, handler=None) -> 
         # after the shuffle, so no prompt text is shuffled (or held by an in-memory runner) before its call.
         | "SpreadElements" >> beam.Reshuffle()
         | "SampleAttributes" >> SampleAttributes(config.sampling)
-        | "RenderPrompts" >> RenderPrompts(config.seed)
+        | "RenderPrompts" >> RenderPrompts(config.seed, config.templates)
         | "GenerateExamples" >> GenerateExamples(calls)
     )
-    checked = rows | "CheckQuality" >> CheckQuality(config.quality)
+    checked = rows | "CheckQuality" >> CheckQuality(config.quality, config.contamination)
     all_dead = [*dead_sets, dead] | "AllDeadLetters" >> beam.Flatten()
     writes = _write(config, checked["rows"], checked["rejected"], all_dead)
     return {"rows": checked["rows"], "dead": all_dead, "writes": writes, "rejected": checked["rejected"]}

@@ -17,8 +17,10 @@ from transforms.bigquery import BigQueryTarget
 from transforms.config import ConfigError, at_least, parse_categories
 from transforms.models import ModelSettings
 from transforms.quality import options as quality_options
+from transforms.quality.contamination import ContaminationSettings, add_contamination_arguments, contamination_settings
 from transforms.quality.stage import QualityConfig
 from transforms.sampling import SamplingSpec
+from transforms.templates import TemplateChoice, add_template_arguments, template_choice
 
 __all__ = ["GenerationConfig", "ConfigError", "add_arguments", "parse_args", "to_config", "DESCRIPTION"]
 
@@ -48,6 +50,8 @@ class GenerationConfig:
     bigquery: BigQueryTarget | None = None  # --bigquery-dataset
     run_date: str | None = None  # --run-date, YYYY-MM-DD
     quality: QualityConfig = QualityConfig()  # the quality flag group
+    templates: TemplateChoice = TemplateChoice()  # --template (transforms/templates.py)
+    contamination: ContaminationSettings = ContaminationSettings()  # --contamination-threshold
 
     @property
     def brainstorm_categories(self) -> tuple:
@@ -133,6 +137,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Use the same --seed and templates.",
     )
     quality_options.add_arguments(parser)
+    add_template_arguments(parser)
+    add_contamination_arguments(parser)
 
 
 def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
@@ -193,8 +199,9 @@ def to_config(args: argparse.Namespace) -> GenerationConfig:
             "--resume and --overwrite conflict: --resume keeps the earlier run's files, --overwrite deletes them"
         )
     sampling = sampling_options.spec_from_args(args, categories)
-    model = models.settings_from_args(args)
     run_date = _run_date(args.run_date)
+    output = f"{args.output.rstrip('/')}/run_date={run_date}" if run_date else args.output
+    model = models.settings_from_args(args, output)
     return GenerationConfig(
         categories=categories,
         brainstorm_rounds=args.brainstorm_rounds,
@@ -205,11 +212,13 @@ def to_config(args: argparse.Namespace) -> GenerationConfig:
         max_parse_retries=args.max_parse_retries,
         sampling=sampling,
         model=model,
-        output=f"{args.output.rstrip('/')}/run_date={run_date}" if run_date else args.output,
+        output=output,
         overwrite=args.overwrite,
         resume=args.resume,
         run_id=datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ"),
         bigquery=_bigquery(args, run_date),
         run_date=run_date,
         quality=quality_options.settings_from_args(args),
+        templates=template_choice(args.template, categories),
+        contamination=contamination_settings(args),
     )

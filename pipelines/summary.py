@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from transforms import metrics
+from transforms.quality.contamination import CHECK_NAME as CONTAMINATION
 from transforms.sinks import REJECTED
 
 __all__ = ["RunReport", "from_metrics", "format_summary"]
@@ -29,6 +30,7 @@ class RunReport:
     wall_seconds: float
     quality: dict = dataclasses.field(default_factory=dict)  # quality family -> {key: count}
     output: str | None = None  # --output, named in the quality lines
+    batch_jobs: str | None = None  # the batch prediction jobs of a --vertex-batch run
 
     def dead_for(self, category: str, stage: str = "generate") -> int:
         return sum(n for (s, c, _), n in self.dead.items() if s == stage and c == category)
@@ -59,6 +61,8 @@ def from_metrics(pipeline_result, config, wall_seconds: float) -> RunReport:
                 found[keys if len(keys) > 1 else keys[0]] = value
     quality = {}
     for family in (
+        metrics.BRAINSTORM_CONTAMINATED,
+        metrics.BRAINSTORM_CONTAMINATED_REMOVED,
         metrics.QUALITY_CHECKED,
         metrics.QUALITY_DUPLICATES,
         metrics.QUALITY_FLAGGED,
@@ -89,7 +93,17 @@ def from_metrics(pipeline_result, config, wall_seconds: float) -> RunReport:
         wall_seconds=wall_seconds,
         quality=quality,
         output=config.output,
+        batch_jobs=_batch_jobs(config),
     )
+
+
+def _batch_jobs(config) -> str | None:
+    """The batch prediction jobs of a --vertex-batch run, as recorded in its journal."""
+    if getattr(config.model.settings, "batch", None) is None:
+        return None
+    from transforms.models.gemini_batch import format_jobs, read_job_records
+
+    return format_jobs(read_job_records(config.output))
 
 
 def format_summary(report: RunReport) -> str:
@@ -133,18 +147,25 @@ def format_summary(report: RunReport) -> str:
     )
     lines.append(f"time: {report.wall_seconds:.1f} s wall, {report.model_seconds:.1f} s in model calls")
     lines += _quality_lines(report)
+    if report.batch_jobs is not None:
+        lines.append(report.batch_jobs)
     return "\n".join(lines)
 
 
 def _quality_lines(report: RunReport) -> list[str]:
-    """What the quality stage did, from the ``quality/...`` counters."""
+    """What the quality stage did, from the ``quality/...`` and contamination counters."""
 
     def total(family):
         return sum(report.quality.get(family, {}).values())
 
     checked = total(metrics.QUALITY_CHECKED)
+    flagged, removed = total(metrics.BRAINSTORM_CONTAMINATED), total(metrics.BRAINSTORM_CONTAMINATED_REMOVED)
+    contamination = (
+        f"contamination: {flagged} brainstormed task(s) nearly restate an evaluation-set instruction; "
+        f"{removed} removed, {flagged - removed} kept (their rows fail the {CONTAMINATION} check)"
+    )
     if not checked:
-        return ["quality: no rows checked"]
+        return ["quality: no rows checked", contamination]
     lines = [
         f"quality: {checked} row(s) checked; {total(metrics.QUALITY_DUPLICATES)} duplicate(s) removed, "
         f"{total(metrics.QUALITY_FLAGGED)} kept with failed checks, {total(metrics.QUALITY_REJECTED)} rejected"
@@ -153,4 +174,5 @@ def _quality_lines(report: RunReport) -> list[str]:
     failed = sorted(report.quality.get(metrics.QUALITY_FAILED, {}).items())
     if failed:
         lines.append("failed checks: " + ", ".join(f"{name} {n}" for name, n in failed))
+    lines.append(contamination)
     return lines

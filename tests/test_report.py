@@ -15,9 +15,10 @@ from tests.support.helpers import read_table
 from transforms import recipe
 from transforms.elements import STAGE_BRAINSTORM
 
+# Near-duplicates of each other, not of an evaluation-set instruction (those the contamination check removes).
 CLAIM_TASKS = (
-    "Given a scientific claim, retrieve documents that support or refute it",
-    "Given a scientific claim, retrieve documents that support or refute the claim.",
+    "Given a recipe name, retrieve cooking blogs that explain how to prepare it",
+    "Given a recipe name, retrieve cooking blogs that explain how to prepare the dish.",
 )
 OTHER_TASKS = (
     "Given a medical question, retrieve relevant research papers",

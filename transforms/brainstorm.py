@@ -11,6 +11,7 @@ import apache_beam as beam
 from transforms import metrics
 from transforms.elements import STAGE_BRAINSTORM, Element, stable_id
 from transforms.inference import CallModel, ModelCalls
+from transforms.quality.contamination import CheckContamination, ContaminationSettings
 from transforms.quality.dedup import DedupItem, SplitNearDuplicates
 from transforms.render import RenderPrompts
 from transforms.resume import DropFinished
@@ -118,10 +119,27 @@ class BrainstormTasks(beam.PTransform):
         calls: What the model calls need (ModelCalls).
         finished: Ids an earlier run finished (``--resume``), or None.
         near_dup_threshold: Word-bigram Jaccard at which two tasks of a category are near-duplicates.
+        templates: The template choice (--template), or None for the default draw.
+        contamination: Settings of the evaluation-instruction check (default: its defaults).
+        remove_contaminated: Remove contaminated tasks before the cap (else they are flagged after it).
     """
 
-    def __init__(self, categories, rounds: int, cap: int, calls: ModelCalls, finished=None, near_dup_threshold=0.7):
+    def __init__(
+        self,
+        categories,
+        rounds: int,
+        cap: int,
+        calls: ModelCalls,
+        finished=None,
+        near_dup_threshold: float = 0.7,
+        templates=None,
+        contamination: ContaminationSettings | None = None,
+        remove_contaminated: bool = False,
+    ):
         super().__init__()
+        self._templates = templates
+        self._contamination = contamination or ContaminationSettings()
+        self._remove_contaminated = remove_contaminated
         self._categories = tuple(categories)
         self._rounds = rounds
         self._cap = cap
@@ -136,13 +154,18 @@ class BrainstormTasks(beam.PTransform):
         )
         if self._finished is not None:  # --resume: a call dead-lettered by the earlier run stays dead-lettered
             calls = calls | "DropFinished" >> DropFinished(self._finished)
-        requests = calls | "RenderBrainstormPrompts" >> RenderPrompts(seed)
+        requests = calls | "RenderBrainstormPrompts" >> RenderPrompts(seed, self._templates)
         parsed, dead = requests | "AskForTasks" >> CallModel(self._calls)
         tasks = (
             parsed
             | "OneTaskPerElement" >> beam.FlatMap(_flatten)
             | "DedupTasks" >> DedupTasks()
             | "DropNearDuplicateTasks" >> DropNearDuplicateTasks(self._near_dup_threshold, seed)
-            | "CapPerCategory" >> CapPerCategory(self._cap, seed)
         )
+        # Removed before the cap, so other tasks take their places; flagged after it, so only kept tasks count.
+        if self._remove_contaminated:
+            tasks = tasks | "RemoveContaminatedTasks" >> CheckContamination(self._contamination, remove=True)
+        tasks = tasks | "CapPerCategory" >> CapPerCategory(self._cap, seed)
+        if not self._remove_contaminated:
+            tasks = tasks | "FlagContaminatedTasks" >> CheckContamination(self._contamination, remove=False)
         return tasks, dead

@@ -57,6 +57,7 @@ class _Attempt(beam.PTransform):
     def expand(self, requests):
         calls = self._calls
         replayed = []
+        counted = requests  # before logged replies are set aside: a batch backend sizes its batches on these
         if calls.logged is not None:
             split = (
                 {"request": requests | "KeyRequests" >> beam.Map(lambda r: (journal_key(r), r)), "logged": calls.logged}
@@ -67,7 +68,9 @@ class _Attempt(beam.PTransform):
         if self._reshuffle:
             # Break fusion so that model calls spread over all workers, whatever produced the requests.
             requests = requests | "Reshuffle" >> beam.Reshuffle()
-        results = requests | "RunInference" >> RunInference(calls.handler)
+        batch_inference = getattr(calls.handler, "batch_inference", None)  # batch prediction jobs (gemini_batch)
+        inference = batch_inference(counted) if batch_inference is not None else RunInference(calls.handler)
+        results = requests | "RunInference" >> inference
         if calls.journal is not None:
             results = results | "WriteJournal" >> WriteJournal(calls.journal)
         if replayed:

@@ -32,6 +32,9 @@ __all__ = [
     "TOKENS",
     "BRAINSTORM_TASKS_RETURNED",
     "BRAINSTORM_NEAR_DUPLICATES",
+    "BRAINSTORM_CONTAMINATED",
+    "BRAINSTORM_CONTAMINATED_REMOVED",
+    "BATCH_JOBS",
     "JOURNAL_REUSED",
     "JOURNAL_WRITTEN",
     "DEDUP_EMPTY_TEXTS",
@@ -62,6 +65,9 @@ REPLIES = "replies"  # every model reply, whatever became of it
 TOKENS = "tokens"  # <kind>: prompt, completion (written rows), brainstorm, replies_prompt, replies_completion
 BRAINSTORM_TASKS_RETURNED = "brainstorm/tasks_returned"
 BRAINSTORM_NEAR_DUPLICATES = "brainstorm/near_duplicates"  # <category>
+BRAINSTORM_CONTAMINATED = "brainstorm/contaminated"  # <category>: tasks that nearly restate an eval instruction
+BRAINSTORM_CONTAMINATED_REMOVED = "brainstorm/contaminated_removed"  # <category>: of those, removed
+BATCH_JOBS = "batch_jobs"  # <outcome>: Vertex AI batch prediction jobs (submitted, reused, succeeded, failed, ...)
 JOURNAL_REUSED = "journal/reused"
 JOURNAL_WRITTEN = "journal/written"
 DEDUP_EMPTY_TEXTS = "dedup/empty_texts"

@@ -1,7 +1,7 @@
 """The model backends: one table (BACKENDS), the flags they share, and --model -> the chosen backend's settings.
 
 A backend is one module with ``add_arguments(parser)`` (its own flag group), ``settings_from_args(args, name,
-decoding)`` (its frozen settings, validated: ConfigError names the flag) and ``make_handler(settings)`` (the
+decoding, output)`` (its frozen settings, validated: ConfigError names the flag) and ``make_handler(settings)`` (the
 RunInference ModelHandler). It may also have ``check_unused(args)``, run when another backend is chosen. Adding
 a backend means writing its module and one line in BACKENDS.
 """
@@ -120,8 +120,13 @@ def _decoding(args: argparse.Namespace) -> Decoding:
     return Decoding(args.max_tokens, args.temperature, args.top_p, args.batch_size)
 
 
-def settings_from_args(args: argparse.Namespace) -> ModelSettings:
-    """The backend --model names, with its validated settings; ConfigError names the flag."""
+def settings_from_args(args: argparse.Namespace, output: str) -> ModelSettings:
+    """The backend --model names, with its validated settings; ConfigError names the flag.
+
+    Args:
+        args: The parsed flags (``args.cloud``: Beam's GoogleCloudOptions).
+        output: The run's output directory (a backend that journals its own jobs keeps them there).
+    """
     decoding = _decoding(args)
     prefix, colon, name = args.model.partition(":")
     backend = next((b for b in BACKENDS if b.name == prefix and bool(colon) == bool(b.example)), None)
@@ -133,7 +138,7 @@ def settings_from_args(args: argparse.Namespace) -> ModelSettings:
         check = getattr(_module(other.name), "check_unused", None)
         if other is not backend and check is not None:
             check(args)
-    settings = _module(backend.name).settings_from_args(args, name.strip(), decoding)
+    settings = _module(backend.name).settings_from_args(args, name.strip(), decoding, output)
     return ModelSettings(backend.name, args.model, settings)
 
 

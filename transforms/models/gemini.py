@@ -18,6 +18,7 @@ __all__ = [
     "FLEX_HEADER",
     "add_arguments",
     "settings_from_args",
+    "check_unused",
     "make_handler",
 ]
 
@@ -181,9 +182,10 @@ class GeminiHandler(RemoteHandler):
 
 def add_arguments(parser) -> None:
     """The gemini flag group (plus the shared remote group); defaults come from GeminiSettings."""
-    from transforms.models import remote_options
+    from transforms.models import gemini_batch, remote_options
 
     remote_options.add_arguments(parser)
+    gemini_batch.add_arguments(parser)
     group = parser.add_argument_group("gemini (--model gemini:<model>; Beam's --project and --region)")
     group.add_argument(
         "--vertex-location",
@@ -205,12 +207,19 @@ def add_arguments(parser) -> None:
     )
 
 
-def settings_from_args(args, name: str, decoding):
-    """Validated (RemoteSettings, GeminiSettings); location, credentials and project are checked here."""
+def check_unused(args) -> None:
+    """Refuse the batch prediction flags for another backend."""
+    from transforms.models import gemini_batch
+
+    gemini_batch.settings_from_args(args, "", None)
+
+
+def settings_from_args(args, name: str, decoding, output: str = ""):
+    """Validated RemoteBackend (shared, Gemini and batch settings); location, credentials and project are checked."""
     import os
 
     from transforms.config import ConfigError, at_least
-    from transforms.models import remote_options
+    from transforms.models import gemini_batch, remote_options
 
     remote = remote_options.settings_from_args(args, name, decoding, flex=args.vertex_flex)
     if args.thinking_budget is not None:
@@ -237,9 +246,13 @@ def settings_from_args(args, name: str, decoding):
             f"--model {args.model}: no Google Cloud project; pass --project PROJECT or set GOOGLE_CLOUD_PROJECT"
         )
     service = GeminiSettings(project, location, args.api_base, args.vertex_flex, args.thinking_budget)
-    return remote_options.RemoteBackend(remote, service)
+    return remote_options.RemoteBackend(remote, service, gemini_batch.settings_from_args(args, output, service))
 
 
-def make_handler(settings) -> GeminiHandler:
-    """The RunInference handler of a RemoteBackend made by settings_from_args."""
+def make_handler(settings):
+    """The RunInference handler of a RemoteBackend made by settings_from_args (batch jobs with --vertex-batch)."""
+    if settings.batch is not None:
+        from transforms.models.gemini_batch import GeminiBatchHandler
+
+        return GeminiBatchHandler(settings.remote, settings.service, settings.batch)
     return GeminiHandler(settings.remote, settings.service)

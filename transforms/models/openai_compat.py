@@ -195,7 +195,7 @@ def add_arguments(parser) -> None:
     )
 
 
-def settings_from_args(args, name: str, decoding):
+def settings_from_args(args, name: str, decoding, output: str = ""):
     """Validated (RemoteSettings, OpenAISettings); --api-base is required."""
     from transforms.config import ConfigError
     from transforms.models import remote_options

@@ -24,6 +24,7 @@ class RemoteBackend:
 
     remote: RemoteSettings
     service: Any
+    batch: Any = None  # batch prediction settings (gemini --vertex-batch), None for online calls
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -9,6 +9,8 @@ import apache_beam as beam
 
 from transforms import metrics, recipe
 from transforms.quality.checks import CheckSettings, check_row
+from transforms.quality.contamination import CHECK_NAME as CONTAMINATION
+from transforms.quality.contamination import ContaminationSettings, contaminated
 from transforms.quality.dedup import DedupItem, SplitNearDuplicates
 from transforms.sinks import REJECTED
 
@@ -71,9 +73,10 @@ class QualityConfig:
 class _LightChecks(beam.DoFn):
     """Row -> row with quality_checks / quality_failures / quality_pass set by the light checks."""
 
-    def __init__(self, settings: CheckSettings, language_checks: bool):
+    def __init__(self, settings: CheckSettings, language_checks: bool, contamination: ContaminationSettings):
         self._settings = settings
         self._language_checks = language_checks
+        self._contamination = contamination
 
     def setup(self):
         self._detector = None
@@ -85,6 +88,11 @@ class _LightChecks(beam.DoFn):
 
     def process(self, row):
         checks, failures = check_row(row, self._detector, self._settings)
+        if row.get("task"):  # brainstormed rows: does the task restate an evaluation-set instruction?
+            checks = [*checks, CONTAMINATION]
+            leaked = contaminated(row["task"], self._contamination.threshold)
+            if leaked is not None:
+                failures = [*failures, f"{CONTAMINATION}:{leaked.source}"]
         row = dict(row, quality_checks=checks, quality_failures=failures, quality_pass=not failures)
         self._counters.inc(metrics.QUALITY_CHECKED, row["category"])
         for name in failures:
@@ -169,13 +177,16 @@ class CheckQuality(beam.PTransform):
     rejected) -> optional embedding similarities and mined negatives -> the flag/reject policy.
     """
 
-    def __init__(self, config: QualityConfig):
+    def __init__(self, config: QualityConfig, contamination: ContaminationSettings | None = None):
         super().__init__()
         self._config = config
+        self._contamination = contamination or ContaminationSettings()
 
     def expand(self, rows):
         config = self._config
-        checked = rows | "LightChecks" >> beam.ParDo(_LightChecks(config.settings, config.language_checks))
+        checked = rows | "LightChecks" >> beam.ParDo(
+            _LightChecks(config.settings, config.language_checks, self._contamination)
+        )
         split = checked | "DropDuplicateExamples" >> DropDuplicateExamples(config.example_dedup_threshold)
         kept = split["kept"]
         if config.embedding_checks:
