@@ -99,7 +99,8 @@ def main() -> None:
     params = model.llama.context_params
     print(
         f"model: {llama_config.model_name}, N = {len(requests)}, max tokens = {args.max_tokens}, n_ctx per sequence = "
-        f"{config.model.settings.n_ctx}, threads: {params.n_threads} per single-token decode, {params.n_threads_batch} per batch, "
+        f"{config.model.settings.n_ctx}, threads: {params.n_threads} per single-token decode, "
+        f"{params.n_threads_batch} per batch, "
         f"rounds: {args.repeat}"
     )
     chat = [ChatRequest(r.prompt, gbnf_for_schema(json.loads(r.schema_json)), r.sampling_seed) for r in requests]

@@ -125,11 +125,13 @@ def main() -> None:
         print(f"model: {os.path.basename(default_model_path())}, N = {args.n}, max tokens = {args.max_tokens}")
         loop_time, loop_tokens, texts = plain_loop(config)
         print(
-            f"plain loop:    {loop_time:7.1f} s, {loop_tokens} completion tokens, {loop_tokens / loop_time:.1f} tokens/s"
+            f"plain loop:    {loop_time:7.1f} s, {loop_tokens} completion tokens, "
+            f"{loop_tokens / loop_time:.1f} tokens/s"
         )
         pipe_time, pipe_tokens, rows = full_pipeline(argv)
         print(
-            f"full pipeline: {pipe_time:7.1f} s, {pipe_tokens} completion tokens, {pipe_tokens / pipe_time:.1f} tokens/s"
+            f"full pipeline: {pipe_time:7.1f} s, {pipe_tokens} completion tokens, "
+            f"{pipe_tokens / pipe_time:.1f} tokens/s"
         )
         same = sum(_same(text, rows.get(i)) for i, text in texts.items())
         print(f"prompts answered identically by both: {same} of {len(texts)} (rows written: {len(rows)})")

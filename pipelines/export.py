@@ -55,12 +55,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument(
         "--bigquery-dataset",
         default=None,
-        help="Read the per-category tables of a BigQuery dataset instead, as project:dataset (table names: the category with '_' for '-').",
+        help="Read the per-category tables of a BigQuery dataset instead, as PROJECT:DATASET.",
     )
     source.add_argument(
         "--categories",
         default=None,
-        help=f"Comma-separated categories to export (default: every category found in the input; allowed: {', '.join(recipe.CATEGORIES)}).",
+        help="Comma-separated categories to export (default: every category found in the input).",
     )
 
     shape = parser.add_argument_group("what to export")
@@ -68,14 +68,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--validation-fraction",
         type=float,
         default=0.1,
-        help="Share of example ids put in the validation split, chosen by a sha256 of the id, in [0, 1) (default: %(default)s).",
+        help="Share of example ids put in the validation split, chosen by a hash of the id (default: %(default)s).",
     )
     shape.add_argument(
         "--split-by",
         choices=SPLIT_BY,
         default="example_id",
-        help="What the split hashes: example_id (default), or task: every example of a brainstormed task lands in "
-        "the same split, so validation measures unseen tasks (STS and bitext, which have no task, by example id).",
+        help="What the split hashes: example_id (default), or task, so that validation measures unseen tasks "
+        "(docs/training.md).",
     )
     shape.add_argument(
         "--only-passed",
@@ -86,7 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--balance",
         choices=BALANCE_BY,
         default="none",
-        help="Make every category (or every language) the same size, keeping the rows of lowest id hash in each (default: %(default)s).",
+        help="Make every category (or language) the same size, keeping the lowest id hashes (default: %(default)s).",
     )
     shape.add_argument(
         "--balance-cap",

@@ -42,7 +42,7 @@ def _earlier_run(p: beam.Pipeline, config: GenerationConfig) -> tuple:
 
 
 def _elements(p: beam.Pipeline, config: GenerationConfig, calls: ModelCalls, finished) -> tuple:
-    """The elements to generate (brainstormed tasks x examples, plus the symmetric types) and brainstorm dead letters."""
+    """The elements to generate (brainstormed tasks x examples, the symmetric types) and brainstorm dead letters."""
     seed = config.seed
     element_sets, dead_sets = [], []
     if config.brainstorm_categories:

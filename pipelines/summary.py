@@ -1,4 +1,4 @@
-"""The end-of-run summary, read from Beam metrics: rows by category and language, dead letters, tokens, time, quality."""
+"""The end-of-run summary, read from Beam metrics: rows per category and language, dead letters, tokens, quality."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The training job: `embedgen train` / `python -m pipelines.train` (fine-tune a small embedding model on exported rows)."""
+"""The training job: `embedgen train` / `python -m pipelines.train` (fine-tune an embedding model on exported rows)."""
 
 from __future__ import annotations
 
@@ -62,7 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--base-model",
         default=DEFAULT_BASE_MODEL,
-        help=f"A packaged model ({', '.join(PACKAGED_MODELS)}) or a local sentence-transformers model directory (default: %(default)s).",
+        help=f"A packaged model ({', '.join(PACKAGED_MODELS)}) or a sentence-transformers model directory "
+        "(default: %(default)s).",
     )
     parser.add_argument(
         "--out", required=True, help="Directory for the fine-tuned model and its metrics (embedgen_train.json)."

@@ -136,7 +136,7 @@ def test_pipeline_recovers_429_and_500_reasks_bad_json_and_dead_letters_400(adc,
         (["--project", "my-project"], {}, ["--region", "GOOGLE_CLOUD_LOCATION"]),
         (["--project", "my-project", "--region", "us-central1", "--vertex-flex"], {}, ["--vertex-flex", "global"]),
         (["--region", "us-central1"], {"adc_project": None}, ["--project", "GOOGLE_CLOUD_PROJECT"]),
-        (["--project", "my-project", "--region", "us-central1"], {"adc": "missing"}, ["Application Default Credentials", "gcloud auth application-default login"]),
+        (["--project", "my-project", "--region", "us-central1"], {"adc": "missing"}, ["Application Default Credentials", "gcloud auth application-default login"]),  # noqa: E501
         (["--project", "my-project", "--region", "us-central1"], {"adc": "no-token"}, ["access token"]),
         (["--project", "my-project", "--region", "us-central1", "--thinking-budget", "-1"], {}, ["--thinking-budget"]),
     ],

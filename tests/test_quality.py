@@ -1,4 +1,4 @@
-"""CheckQuality on the DirectRunner: planted defects flagged (flag) or routed to rejected (reject), duplicates removed."""
+"""CheckQuality on the DirectRunner: planted defects flagged or routed to rejected, duplicates removed."""
 
 import apache_beam as beam
 import pytest

@@ -27,7 +27,7 @@ OTHER_TASKS = (
 COPIED = json.dumps(
     {
         "user_query": "why do cats purr when they are happy",
-        "positive_document": "Cats purr by vibrating muscles in the larynx. Why do cats purr when they are happy? Mostly to signal comfort.",
+        "positive_document": "Cats purr by vibrating muscles in the larynx. Why do cats purr when they are happy? Mostly to signal comfort.",  # noqa: E501
         "hard_negative_document": "Dogs wag their tails in many situations, not only when they are happy.",
     }
 )

@@ -89,7 +89,12 @@ _SEPARATOR = "/"
 
 
 def name(family: str, *keys: str) -> str:
-    """The counter name of ``family`` and its keys: ``name(WRITTEN, "text-retrieval")`` -> ``written/text-retrieval``."""
+    """The counter name of ``family`` and its keys: ``name(WRITTEN, "text-retrieval")`` is ``written/text-retrieval``.
+
+    Args:
+        family: One of this module's family constants.
+        *keys: The family's keys, in order (category, reason, ...).
+    """
     return _SEPARATOR.join((family, *keys))
 
 

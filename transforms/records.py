@@ -114,7 +114,7 @@ def dead_letter_fields() -> tuple[Field, ...]:
 
 
 def table_name(name: str) -> str:
-    """The Avro record name and BigQuery table of a category or dead_letter: ``text-retrieval`` -> ``text_retrieval``."""
+    """The Avro record name and BigQuery table of a category or dead_letter (``text-retrieval``: ``text_retrieval``)."""
     return name.replace("-", "_")
 
 

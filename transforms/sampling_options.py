@@ -141,6 +141,7 @@ def _pins(args: argparse.Namespace, categories: tuple, pool: tuple) -> tuple:
         fixed = {code for code in (src, tgt) if code is not None}
         if len(fixed) < 2 and len(set(codes) | fixed) < 2:
             raise ConfigError(
-                "bitext-retrieval needs two different languages: give --languages at least two, or pin --source-language and --target-language"
+                "bitext-retrieval needs two different languages: give --languages at least two, "
+                "or pin --source-language and --target-language"
             )
     return tuple(pinned.items())

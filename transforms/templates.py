@@ -100,11 +100,8 @@ def add_template_arguments(parser: argparse.ArgumentParser) -> None:
         "--template",
         default=None,
         help=(
-            "Pin prompt templates instead of drawing one per element: a comma-separated list of template names, "
-            "each '<stage>/<category>/<name>', e.g. generate/text-retrieval/checklist,"
-            "brainstorm/text-matching-short/scenario. A name pins that stage of that category only; every other "
-            "(stage, category) still draws uniformly from its templates, seeded by --seed and the element id. "
-            f"Template names: {_name_summary()} (default: none pinned)."
+            "Pin templates, comma-separated '<stage>/<category>/<name>' (e.g. generate/text-retrieval/checklist); "
+            f"the others are drawn per element. Names: {_name_summary()} (docs/flags.md)."
         ),
     )
 

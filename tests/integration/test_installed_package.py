@@ -1,4 +1,4 @@
-"""The package as Beam's --setup_file ships it: an sdist installed with [gcp] into a fresh virtualenv, run from elsewhere."""
+"""The package as Beam's --setup_file ships it: an sdist installed with [gcp] into a fresh virtualenv."""
 
 import glob
 import os

@@ -85,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--model",
         default="embedded",
         help="Model backend: embedded (default: SmolLM2-135M-Instruct in-process via llama-cpp-python), "
-        "gemini:<model> (Vertex AI) or openai:<model> (an OpenAI-compatible server at --api-base). See docs/backends.md.",
+        "gemini:<model> (Vertex AI) or openai:<model> (an OpenAI-compatible server at --api-base); docs/backends.md.",
     )
     group.add_argument(
         "--max-tokens",

@@ -132,10 +132,8 @@ def add_contamination_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=DEFAULT_THRESHOLD,
         help=(
-            "Word-bigram Jaccard similarity, in (0, 1], at or above which a brainstormed task counts as restating "
-            f"one of the shipped evaluation-set instructions (prompts/{DATA_FILE}, MTEB's). Flagged tasks are "
-            "counted in the summary; --quality-filter reject removes them, flag keeps them and flags their rows "
-            "(default: %(default)s)."
+            "Word-bigram Jaccard similarity at which a brainstormed task restates an evaluation-set instruction "
+            f"(prompts/{DATA_FILE}); see docs/flags.md (default: %(default)s)."
         ),
     )
 

@@ -1,4 +1,4 @@
-"""Generated rows -> training rows (anchor/positive/negative), filtered, balanced, split and written as jsonl or parquet."""
+"""Generated rows -> training rows (anchor, positive, negative), filtered, balanced, split, written as jsonl/parquet."""
 
 from __future__ import annotations
 
@@ -87,7 +87,10 @@ def _unit(salt: str, example_id: str) -> float:
 
 
 def split_of(key: str, validation_fraction: float) -> str:
-    """``validation`` or ``train`` for a split key (an example id); a key only moves train -> validation as the fraction grows."""
+    """``validation`` or ``train`` for a split key (an example id).
+
+    A key only ever moves from train to validation as the fraction grows.
+    """
     return "validation" if _unit(_SPLIT_SALT, key) < validation_fraction else "train"
 
 
