@@ -212,7 +212,9 @@ class CallPool:
                         continue
                     self._in_flight += 1
                     self.max_in_flight = max(self.max_in_flight, self._in_flight)
-                    return job, self.limit.epoch, self._in_flight >= self.limit.limit
+                    # Limited: more calls were waiting than the limit let out (a deep queue fills every slot).
+                    limited = bool(self._queue) or self._in_flight >= self.limit.limit
+                    return job, self.limit.epoch, limited
                 self._idle += 1
                 self._ready.wait()
                 self._idle -= 1
