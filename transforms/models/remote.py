@@ -95,9 +95,8 @@ def add_concurrency_flags(group: argparse._ArgumentGroup) -> None:
         "--request-concurrency",
         choices=REQUEST_CONCURRENCY,
         default="adaptive",
-        help="adaptive (default): per worker process, the requests in flight grow while calls succeed and shrink "
-        "on 429 / RESOURCE_EXHAUSTED / 503 (additive increase, multiplicative decrease), up to "
-        "--max-concurrent-requests; fixed: always --max-concurrent-requests in flight.",
+        help="adaptive (default): requests in flight per worker process grow while calls succeed and shrink on "
+        "429/503, up to --max-concurrent-requests; fixed: always that many.",
     )
 
 

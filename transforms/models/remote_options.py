@@ -42,8 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-concurrent-requests",
         type=int,
         default=RemoteSettings.max_concurrent_requests,
-        help="Most requests in flight at once per worker process: the ceiling of --request-concurrency adaptive, "
-        "the number kept in flight with fixed (default: %(default)s).",
+        help="Most requests in flight per worker process, a ceiling for --request-concurrency adaptive "
+        "(default: %(default)s).",
     )
     add_concurrency_flags(group)
     group.add_argument(
