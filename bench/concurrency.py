@@ -37,7 +37,7 @@ def _measure(latency: float, spread: float, concurrency: int, calls: int, workdi
         [
             sys.executable,
             "-m",
-            "tests.standins.server",
+            "tests.support.standins.server",
             "--latency",
             str(latency),
             "--latency-spread",

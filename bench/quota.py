@@ -32,7 +32,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from pipelines import generate  # noqa: E402
-from tests.helpers import read_table  # noqa: E402
+from tests.support.helpers import read_table  # noqa: E402
 
 CATEGORY = "monolingual-triplet"
 
@@ -40,8 +40,13 @@ CATEGORY = "monolingual-triplet"
 def _run(mode: str, args: argparse.Namespace, workdir: str) -> dict:
     server = subprocess.Popen(
         [
-            sys.executable, "-m", "tests.standins.server", "--latency", str(args.latency),
-            "--quota-rate", str(args.quota),
+            sys.executable,
+            "-m",
+            "tests.support.standins.server",
+            "--latency",
+            str(args.latency),
+            "--quota-rate",
+            str(args.quota),
         ],  # fmt: skip
         stdout=subprocess.PIPE,
         text=True,

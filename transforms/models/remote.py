@@ -33,6 +33,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import PredictionResult, RemoteModelHandler
 
 from transforms.elements import Completion, PromptRequest
+from transforms.models import Decoding
 from transforms.models.call_pool import CallPool
 
 __all__ = [
@@ -72,9 +73,9 @@ class RemoteSettings:
     """
 
     model: str
-    max_tokens: int = 1024
-    temperature: float = 1.0
-    top_p: float = 1.0
+    max_tokens: int = Decoding.max_tokens
+    temperature: float = Decoding.temperature
+    top_p: float = Decoding.top_p
     max_concurrent_requests: int = 32
     requests_per_minute: float | None = None
     max_request_retries: int = 5
@@ -94,9 +95,8 @@ def add_concurrency_flags(group: argparse._ArgumentGroup) -> None:
         "--request-concurrency",
         choices=REQUEST_CONCURRENCY,
         default="adaptive",
-        help="adaptive (default): per worker process, the requests in flight grow while calls succeed and shrink "
-        "on 429 / RESOURCE_EXHAUSTED / 503 (additive increase, multiplicative decrease), up to "
-        "--max-concurrent-requests; fixed: always --max-concurrent-requests in flight.",
+        help="adaptive (default): requests in flight per worker process grow while calls succeed and shrink on "
+        "429/503, up to --max-concurrent-requests; fixed: always that many.",
     )
 
 
