@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import logging
 import sys
 from collections.abc import Sequence
 
@@ -19,10 +18,11 @@ COMMANDS = {
 }
 
 
-def configure_logging() -> None:
-    """The log format every command uses on the terminal; Beam's own INFO lines are left out."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("apache_beam").setLevel(logging.WARNING)
+def configure_logging(settings=None) -> None:
+    """The log format every command uses on the terminal; library noise is left out (pipelines/terminal.py)."""
+    from pipelines import terminal
+
+    terminal.configure(settings)
 
 
 def _available() -> dict:

@@ -12,11 +12,14 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines import summary
+from pipelines import summary, terminal
 from pipelines.cli import configure_logging
+from pipelines.lock import OutputLock
 from pipelines.options import ConfigError, GenerationConfig, check_beam_flags, parse_args, to_config
+from pipelines.progress import ProgressReporter
 from transforms.bigquery import WriteDeadLettersToBigQuery, WriteExamplesToBigQuery
 from transforms.brainstorm import BrainstormTasks
+from transforms.exclude import EarlierTasks, ReadEarlierRows, exclusion_summary
 from transforms.inference import CallModel
 from transforms.models import make_handler
 from transforms.prompts import RenderPrompts
@@ -82,6 +85,10 @@ def build_pipeline(p: beam.Pipeline, config: GenerationConfig, handler=None) -> 
         earlier = existing_outputs(config.output)
         if earlier:
             finished = p | "ReadFinishedIds" >> ReadFinishedIds(earlier)
+    earlier_rows = earlier_tasks = None
+    if config.incremental is not None and config.incremental.exclude_files:
+        earlier_rows = p | "ReadEarlierRuns" >> ReadEarlierRows(config.incremental.exclude_files)
+        earlier_tasks = earlier_rows | "EarlierTasks" >> EarlierTasks()
     if config.brainstorm_categories:
         tasks, brainstorm_dead = p | "BrainstormTasks" >> BrainstormTasks(
             config.brainstorm_categories,
@@ -94,6 +101,7 @@ def build_pipeline(p: beam.Pipeline, config: GenerationConfig, handler=None) -> 
             logged=logged,
             finished=finished,
             near_dup_threshold=config.quality.task_dedup_threshold,
+            earlier_tasks=earlier_tasks,
         )
         dead_sets.append(brainstorm_dead)
         element_sets.append(
@@ -127,7 +135,7 @@ def build_pipeline(p: beam.Pipeline, config: GenerationConfig, handler=None) -> 
         )
     )
     dead_sets.append(dead)
-    checked = rows | "CheckQuality" >> CheckQuality(config.quality)
+    checked = rows | "CheckQuality" >> CheckQuality(config.quality, earlier=earlier_rows)
     rows = checked["rows"]
     checked["rejected"] | "WriteRejected" >> WriteExamples(
         rejected_prefix(config.output), config.categories, config.run_id
@@ -169,28 +177,48 @@ def _prepare_output(config: GenerationConfig) -> None:
 def run(argv: Sequence[str] | None = None, handler=None) -> int:
     """Parse flags, validate, run the job, print the summary. Returns the process exit code."""
     args, beam_args = parse_args(argv)
+    lock = None
     try:
         check_beam_flags(beam_args)
         config = to_config(args)
+        shown = terminal.to_settings(args)
         options = PipelineOptions(beam_args)
+        lock = OutputLock(config.output).acquire()
         _prepare_output(config)
     except ConfigError as err:
+        if lock is not None:
+            lock.release()
         print(f"embedgen generate: error: {err}", file=sys.stderr)
         return 2
-    started = time.monotonic()
-    pipeline = beam.Pipeline(options=options)
-    build_pipeline(pipeline, config, handler)
-    result = pipeline.run()
-    result.wait_until_finish()
-    report = summary.from_metrics(result, config, time.monotonic() - started)
-    print(summary.format_summary(report))
-    print(quality_summary(result, config.output))
-    return 0 if report.balanced else 1
+    try:
+        if config.incremental is not None and config.incremental.seed != config.incremental.base_seed:
+            _LOGGER.info("%s", config.incremental.describe_seed())
+        started = time.monotonic()
+        pipeline = beam.Pipeline(options=options)
+        build_pipeline(pipeline, config, handler)
+        progress = None if shown.quiet else ProgressReporter(config).start()
+        try:
+            result = pipeline.run()
+            if progress is not None:
+                progress.attach(result)
+            result.wait_until_finish()
+        finally:
+            if progress is not None:
+                progress.stop()
+        report = summary.from_metrics(result, config, time.monotonic() - started)
+        print(summary.format_summary(report))
+        print(quality_summary(result, config.output))
+        if config.incremental is not None and config.incremental.exclude_files:
+            print(exclusion_summary(result))
+        return 0 if report.balanced else 1
+    finally:
+        lock.release()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    configure_logging()
-    return run(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    configure_logging(terminal.from_argv(argv))
+    return run(argv)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipelines import incremental, terminal
 from transforms import recipe
 from transforms.config import ConfigError
 from transforms.bigquery import BigQueryTarget
@@ -330,6 +331,7 @@ class GenerationConfig:
     openai: OpenAISettings | None = None
     bigquery: BigQueryTarget | None = None  # --bigquery-dataset
     run_date: str | None = None  # --run-date, YYYY-MM-DD
+    incremental: incremental.IncrementalSettings | None = None  # run seed of the day, --exclude-from
     quality: QualityConfig = QualityConfig()  # the quality flag group
     llama_parallel_sequences: int = 1  # --llama-parallel-sequences, embedded model only
 
@@ -353,6 +355,8 @@ def _parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     GenerateOptions._add_argparse_args(parser)
+    incremental.add_flags(parser)
+    terminal.add_flags(parser)
     return parser
 
 
@@ -703,15 +707,17 @@ def to_config(args: argparse.Namespace) -> GenerationConfig:
     pinned = _pins(args, categories, pool)
     remote, gemini, openai = _remote_backend(args)
     run_date = _run_date(args.run_date)
+    output = f"{args.output.rstrip('/')}/run_date={run_date}" if run_date else args.output
+    daily = incremental.to_settings(args, run_date, output)
     return GenerationConfig(
         categories=categories,
         brainstorm_rounds=args.brainstorm_rounds,
         tasks_per_category=args.tasks_per_category,
         examples_per_task=args.examples_per_task,
         examples_per_symmetric_type=args.examples_per_symmetric_type,
-        seed=args.seed,
+        seed=daily.seed,
         max_parse_retries=args.max_parse_retries,
-        sampling=SamplingSpec(seed=args.seed, pinned=pinned, languages=pool),
+        sampling=SamplingSpec(seed=daily.seed, pinned=pinned, languages=pool),
         model=args.model,
         model_path=_model_path(args),
         max_tokens=args.max_tokens,
@@ -720,7 +726,7 @@ def to_config(args: argparse.Namespace) -> GenerationConfig:
         n_ctx=args.n_ctx,
         n_threads=args.n_threads,
         batch_size=remote.batch_size if remote else (args.batch_size or 4),
-        output=f"{args.output.rstrip('/')}/run_date={run_date}" if run_date else args.output,
+        output=output,
         overwrite=args.overwrite,
         resume=args.resume,
         run_id=datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ"),
@@ -729,6 +735,7 @@ def to_config(args: argparse.Namespace) -> GenerationConfig:
         openai=openai,
         bigquery=_bigquery(args, run_date),
         run_date=run_date,
+        incremental=daily,
         quality=_quality(args),
         llama_parallel_sequences=args.llama_parallel_sequences,
     )

@@ -92,18 +92,27 @@ class DropNearDuplicateTasks(beam.PTransform):
     the same order CapPerCategory uses, so the outcome never depends on arrival order.
     """
 
-    def __init__(self, threshold: float, run_seed: int):
+    def __init__(self, threshold: float, run_seed: int, earlier=None):
         super().__init__()
         self._threshold = threshold
         self._run_seed = run_seed
+        self._earlier = earlier  # (category, task) of earlier runs (--exclude-from), or None
 
     def expand(self, pairs):
         rank = functools.partial(_rank, self._run_seed)
-        split = (
-            pairs
-            | "ToDedupItems" >> beam.Map(lambda pair: DedupItem(rank(pair), pair[0], pair[1], pair))
-            | "SplitNearDuplicates"
-            >> SplitNearDuplicates(self._threshold, ngram=2, counter="brainstorm/near_duplicates")
+        items = pairs | "ToDedupItems" >> beam.Map(lambda pair: DedupItem(rank(pair), pair[0], pair[1], pair))
+        if self._earlier is not None:
+            from transforms.exclude import EXCLUDED_TASKS, SplitAgainstEarlier
+
+            earlier = self._earlier | "EarlierDedupItems" >> beam.Map(
+                lambda pair: DedupItem(f"{pair[0]}\x1f{normalize_task(pair[1])}", pair[0], pair[1], None)
+            )
+            split = items | "SplitAgainstEarlier" >> SplitAgainstEarlier(
+                earlier, self._threshold, 2, "brainstorm/near_duplicates", EXCLUDED_TASKS
+            )
+            return split["kept"]
+        split = items | "SplitNearDuplicates" >> SplitNearDuplicates(
+            self._threshold, ngram=2, counter="brainstorm/near_duplicates"
         )
         return split["kept"]
 
@@ -123,8 +132,10 @@ class BrainstormTasks(beam.PTransform):
         logged=None,
         finished=None,
         near_dup_threshold: float = 0.7,
+        earlier_tasks=None,
     ):
         super().__init__()
+        self._earlier_tasks = earlier_tasks
         self._near_dup_threshold = near_dup_threshold
         self._journal = journal
         self._logged = logged
@@ -150,7 +161,8 @@ class BrainstormTasks(beam.PTransform):
             parsed
             | "OneTaskPerElement" >> beam.FlatMap(_flatten)
             | "DedupTasks" >> DedupTasks()
-            | "DropNearDuplicateTasks" >> DropNearDuplicateTasks(self._near_dup_threshold, self._run_seed)
+            | "DropNearDuplicateTasks"
+            >> DropNearDuplicateTasks(self._near_dup_threshold, self._run_seed, self._earlier_tasks)
             | "CapPerCategory" >> CapPerCategory(self._cap, self._run_seed)
         )
         return tasks, dead

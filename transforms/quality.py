@@ -130,19 +130,33 @@ class DropDuplicateExamples(beam.PTransform):
     ``threshold``; of each group the passing row with the smallest example id is kept.
     """
 
-    def __init__(self, threshold: float):
+    def __init__(self, threshold: float, earlier=None):
         super().__init__()
         self._threshold = threshold
+        self._earlier = earlier  # (kept, row) of earlier runs (--exclude-from), or None
 
     def expand(self, rows):
-        split = (
-            rows
-            | "ToDedupItems" >> beam.Map(_dedup_item)
-            | "SplitNearDuplicates" >> SplitNearDuplicates(self._threshold, ngram=3, counter="quality/duplicates")
-        )
+        items = rows | "ToDedupItems" >> beam.Map(_dedup_item)
+        if self._earlier is not None:
+            from transforms.exclude import EXCLUDED_EXAMPLES, SplitAgainstEarlier, earlier_example_items
+
+            split = items | "SplitAgainstEarlier" >> SplitAgainstEarlier(
+                self._earlier | "EarlierDedupItems" >> beam.FlatMap(earlier_example_items),
+                self._threshold,
+                3,
+                "quality/duplicates",
+                EXCLUDED_EXAMPLES,
+            )
+            excluded = split["excluded"] | "MarkExcluded" >> beam.MapTuple(lambda row, id_: (row, "0" + id_))
+            duplicates = (split["duplicates"], excluded) | "AllDuplicates" >> beam.Flatten()
+        else:
+            split = items | "SplitNearDuplicates" >> SplitNearDuplicates(
+                self._threshold, ngram=3, counter="quality/duplicates"
+            )
+            duplicates = split["duplicates"]
         return {
             "kept": split["kept"] | "MarkKept" >> beam.Map(_mark_kept),
-            "duplicates": split["duplicates"] | "MarkDuplicates" >> beam.Map(_mark_duplicate),
+            "duplicates": duplicates | "MarkDuplicates" >> beam.Map(_mark_duplicate),
         }
 
 
@@ -177,14 +191,17 @@ class CheckQuality(beam.PTransform):
     rejected) -> optional embedding similarities and mined negatives -> the flag/reject policy.
     """
 
-    def __init__(self, config: QualityConfig):
+    def __init__(self, config: QualityConfig, earlier=None):
         super().__init__()
         self._config = config
+        self._earlier = earlier  # (kept, row) of earlier runs (--exclude-from), or None
 
     def expand(self, rows):
         config = self._config
         checked = rows | "LightChecks" >> beam.ParDo(_LightChecks(config.settings, config.language_checks))
-        split = checked | "DropDuplicateExamples" >> DropDuplicateExamples(config.example_dedup_threshold)
+        split = checked | "DropDuplicateExamples" >> DropDuplicateExamples(
+            config.example_dedup_threshold, self._earlier
+        )
         kept = split["kept"]
         if config.embedding_checks:
             from transforms.embeddings import EmbeddingChecks
