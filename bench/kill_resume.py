@@ -76,7 +76,7 @@ def main() -> None:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PYTHONPATH=root, HF_HUB_OFFLINE="1")
     server = subprocess.Popen(
-        [sys.executable, "-m", "tests.standins.server", "--latency", str(args.latency)],
+        [sys.executable, "-m", "tests.support.standins.server", "--latency", str(args.latency)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

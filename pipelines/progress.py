@@ -13,13 +13,12 @@ Two sources, whichever the runner offers:
 
 from __future__ import annotations
 
-import collections
 import json
 import logging
 import threading
 import time
 
-from apache_beam.metrics.metric import MetricsFilter
+from transforms import metrics
 
 __all__ = ["ProgressReporter", "planned_calls", "INTERVAL_SECONDS"]
 
@@ -68,15 +67,6 @@ class _JournalTail:
                     continue
             self._offsets[path] = offset + end
         return replies, tokens
-
-
-def _metric_counts(result) -> collections.Counter:
-    counts = collections.Counter()
-    for item in result.metrics().query(MetricsFilter())["counters"]:
-        if item.key.metric.namespace == "embedgen":
-            value = item.committed if item.committed is not None else item.attempted
-            counts[item.key.metric.name] += value or 0
-    return counts
 
 
 def _duration(seconds: float) -> str:
@@ -141,11 +131,13 @@ class ProgressReporter:
 
     def _poll(self) -> None:
         if self._result is not None:
-            counts = _metric_counts(self._result)
-            self._replies = counts["replies"]
-            self._tokens = counts["tokens/replies_prompt"] + counts["tokens/replies_completion"]
-            self._rows = sum(v for k, v in counts.items() if k.startswith("written/"))
-            self._dead = sum(v for k, v in counts.items() if k.startswith("dead_letter/"))
+            counts = metrics.read(self._result)
+            self._replies = counts[metrics.REPLIES]
+            self._tokens = sum(
+                counts[metrics.name(metrics.TOKENS, k)] for k in ("replies_prompt", "replies_completion")
+            )
+            self._rows = sum(v for k, v in counts.items() if metrics.parse(k, metrics.WRITTEN))
+            self._dead = sum(v for k, v in counts.items() if metrics.parse(k, metrics.DEAD_LETTER))
         elif self._journal is not None:
             replies, tokens = self._journal.read()
             self._replies += replies

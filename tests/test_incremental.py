@@ -6,10 +6,10 @@ import pytest
 
 from pipelines import generate
 from pipelines.incremental import day_seed
-from tests.fakes import FakeHandler, valid_reply
-from tests.helpers import read_table
-from transforms.dedup import jaccard, shingles
+from tests.support.fakes import FakeHandler, valid_reply
+from tests.support.helpers import read_table
 from transforms.elements import STAGE_BRAINSTORM, stable_id
+from transforms.quality.dedup import jaccard, shingles
 
 SMALL = ["--tasks-per-category", "3", "--examples-per-task", "1", "--examples-per-symmetric-type", "4"]
 TWO = ["--categories", "text-retrieval,monolingual-triplet"]

@@ -10,8 +10,8 @@ import time
 
 from pipelines import generate
 from pipelines.lock import LOCK_FILE, OutputLock
-from tests.fakes import FakeHandler
-from tests.helpers import read_table
+from tests.support.fakes import FakeHandler
+from tests.support.helpers import read_table
 
 ARGS = ["--categories", "monolingual-triplet", "--examples-per-symmetric-type", "2"]
 

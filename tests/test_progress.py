@@ -6,7 +6,7 @@ import time
 
 from pipelines import generate, progress
 from pipelines.options import parse_args, to_config
-from tests.fakes import FakeHandler, valid_reply
+from tests.support.fakes import FakeHandler, valid_reply
 
 ARGS = ["--categories", "text-retrieval,monolingual-triplet", "--tasks-per-category", "3"]
 ARGS += ["--examples-per-task", "2", "--examples-per-symmetric-type", "30"]

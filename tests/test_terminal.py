@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from pipelines.terminal import TerminalFilter
-from tests.standins.server import StandIn
+from tests.support.standins.server import StandIn
 
 RELAYED = (
     'Worker: severity: WARN timestamp {   seconds: 1   nanos: 2 } message: "Discarding unparseable args: '

@@ -7,11 +7,9 @@ import logging
 import apache_beam as beam
 from apache_beam.io.avroio import ReadAllFromAvro
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.metrics import Metrics
-from apache_beam.metrics.metric import MetricsFilter
 
-from transforms import recipe
-from transforms.dedup import DedupItem, NearDuplicates
+from transforms import metrics, recipe
+from transforms.quality.dedup import DedupItem, NearDuplicates
 from transforms.records import DEAD_LETTER
 from transforms.sinks import REJECTED
 
@@ -21,16 +19,12 @@ __all__ = [
     "EarlierTasks",
     "SplitAgainstEarlier",
     "exclusion_summary",
-    "EXCLUDED_TASKS",
-    "EXCLUDED_EXAMPLES",
     "earlier_example_items",
+    "earlier_task_item",
 ]
 
 _LOGGER = logging.getLogger(__name__)
 
-EXCLUDED_TASKS = "exclude/tasks"  # <prefix>/<category>: brainstormed tasks near a task of an earlier run
-EXCLUDED_EXAMPLES = "exclude/examples"  # <prefix>/<category>: new examples that duplicate an earlier row
-_EARLIER_ROWS = "exclude/earlier_rows"
 _EARLIER = "0"  # rank prefix of earlier items: they sort before every new item ("1")
 _NEW = "1"
 
@@ -78,7 +72,7 @@ def earlier_files(paths, current_output: str, run_date: str | None = None) -> di
 
 def _tag(file_and_row):
     path, row = file_and_row
-    Metrics.counter("embedgen", _EARLIER_ROWS).inc()
+    metrics.inc(metrics.EXCLUDE_EARLIER_ROWS)
     return f"/{REJECTED}/" not in path, row
 
 
@@ -120,10 +114,10 @@ def _mark(joined, duplicate_counter: str, excluded_counter: str):
         if not marks:
             yield payload
         elif marks[0].startswith(_EARLIER):
-            Metrics.counter("embedgen", f"{excluded_counter}/{scope}").inc()
+            metrics.inc(excluded_counter, scope)
             yield beam.pvalue.TaggedOutput("excluded", (payload, marks[0][1:]))
         else:
-            Metrics.counter("embedgen", f"{duplicate_counter}/{scope}").inc()
+            metrics.inc(duplicate_counter, scope)
             yield beam.pvalue.TaggedOutput("duplicates", (payload, marks[0][1:]))
 
 
@@ -163,23 +157,18 @@ class SplitAgainstEarlier(beam.PTransform):
 
 def exclusion_summary(pipeline_result) -> str | None:
     """One line for the end-of-run summary: earlier rows read, tasks and examples excluded (None: no exclusion)."""
-    counts: dict[str, int] = {}
-    for result in pipeline_result.metrics().query(MetricsFilter())["counters"]:
-        name = result.key.metric.name
-        if result.key.metric.namespace == "embedgen" and name.startswith("exclude/"):
-            value = result.committed if result.committed is not None else result.attempted
-            counts[name] = counts.get(name, 0) + (value or 0)
+    counts = metrics.read(pipeline_result)
 
     def counted(prefix, what):
-        parts = sorted((k.split("/", 2)[2], v) for k, v in counts.items() if k.startswith(prefix + "/"))
+        parts = sorted((keys[0], v) for k, v in counts.items() if (keys := metrics.parse(k, prefix)))
         detail = " (" + ", ".join(f"{c} {n}" for c, n in parts) + ")" if parts else ""
         return f"{sum(v for _, v in parts)} {what}{detail}"
 
     return (
-        f"exclusion (--exclude-from): {counts.get(_EARLIER_ROWS, 0)} earlier row(s) read; "
-        + counted(EXCLUDED_TASKS, "brainstormed task(s) dropped as near-duplicates of earlier tasks")
+        f"exclusion (--exclude-from): {counts.get(metrics.EXCLUDE_EARLIER_ROWS, 0)} earlier row(s) read; "
+        + counted(metrics.EXCLUDED_TASKS, "brainstormed task(s) dropped as near-duplicates of earlier tasks")
         + "; "
-        + counted(EXCLUDED_EXAMPLES, "example(s) rejected as duplicates of earlier rows")
+        + counted(metrics.EXCLUDED_EXAMPLES, "example(s) rejected as duplicates of earlier rows")
     )
 
 
@@ -192,3 +181,11 @@ def earlier_example_items(kept_and_row):
     anchor, positive = row.get(task_type.role("anchor")), row.get(task_type.role("positive"))
     if anchor and positive:
         yield DedupItem(row["example_id"], row["category"], anchor + "\n" + positive, None)
+
+
+def earlier_task_item(pair) -> DedupItem:
+    """(category, task) of an earlier run -> its DedupItem for the task check (rank: category and normalized task)."""
+    from transforms.brainstorm import normalize_task
+
+    category, task = pair
+    return DedupItem(f"{category}\x1f{normalize_task(task)}", category, task, None)

@@ -11,8 +11,8 @@ import apache_beam as beam
 from apache_beam.coders import BytesCoder
 from apache_beam.io.avroio import ReadAllFromAvro
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.metrics import Metrics
 
+from transforms import metrics
 from transforms.elements import Completion, PromptRequest
 
 __all__ = [
@@ -64,7 +64,7 @@ class _WriteJournalDoFn(beam.DoFn):
         self._output = output
 
     def setup(self):
-        self._written = Metrics.counter("embedgen", "journal/written")
+        self._written = metrics.counter(metrics.JOURNAL_WRITTEN)
 
     def start_bundle(self):
         self._file = None
@@ -109,7 +109,7 @@ def _parse_line(line: bytes):
         entry = json.loads(line.decode("utf-8") if isinstance(line, bytes) else line)
         return [(entry["key"], Completion(**entry["completion"]))]
     except (ValueError, KeyError, TypeError):
-        Metrics.counter("embedgen", "journal/cut_lines").inc()
+        metrics.inc(metrics.JOURNAL_CUT_LINES)
         return []  # a line cut short by the interruption: that reply is simply asked for again
 
 
@@ -152,7 +152,7 @@ def _unfinished(keyed):
     _, group = keyed
     if group["finished"]:
         for element in group["element"]:
-            Metrics.counter("embedgen", f"skipped/{element.category}").inc()
+            metrics.inc(metrics.SKIPPED, element.category)
         return []
     return list(group["element"])
 
