@@ -173,10 +173,15 @@ def run(argv: Sequence[str] | None = None, handler=None) -> int:
         check_beam_flags(beam_args)
         config = to_config(args)
         options = PipelineOptions(beam_args)
-        _prepare_output(config)
+        if config.dry_run is None:  # a dry run writes nothing, not even the output directory
+            _prepare_output(config)
     except ConfigError as err:
         print(f"embedgen generate: error: {err}", file=sys.stderr)
         return 2
+    if config.dry_run is not None:
+        from pipelines import dry_run
+
+        return dry_run.run(config, config.dry_run, handler)
     started = time.monotonic()
     pipeline = beam.Pipeline(options=options)
     build_pipeline(pipeline, config, handler)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipelines import dry_run
 from transforms import recipe
 from transforms.config import ConfigError
 from transforms.bigquery import BigQueryTarget
@@ -229,6 +230,7 @@ class GenerateOptions(PipelineOptions):
         )
 
         gemini_batch.add_arguments(parser)
+        dry_run.add_arguments(parser)
 
         out = parser.add_argument_group("output")
         out.add_argument(
@@ -336,6 +338,7 @@ class GenerationConfig:
     quality: QualityConfig = QualityConfig()  # the quality flag group
     llama_parallel_sequences: int = 1  # --llama-parallel-sequences, embedded model only
     vertex_batch: gemini_batch.VertexBatchSettings | None = None  # --vertex-batch
+    dry_run: dry_run.DryRunSettings | None = None  # --dry-run
 
     @property
     def brainstorm_categories(self) -> tuple:
@@ -744,4 +747,5 @@ def to_config(args: argparse.Namespace) -> GenerationConfig:
         quality=_quality(args),
         llama_parallel_sequences=args.llama_parallel_sequences,
         vertex_batch=gemini_batch.settings_from_args(args, output, gemini),
+        dry_run=dry_run.settings_from_args(args),
     )
