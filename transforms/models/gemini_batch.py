@@ -1,4 +1,4 @@
-"""Gemini batch prediction on Vertex AI (--vertex-batch): requests staged as JSONL, one batch job per RunInference batch.
+"""Gemini batch prediction on Vertex AI (--vertex-batch): requests staged as JSONL, a batch job per RunInference batch.
 
 The generate stage's requests of one attempt are put into fixed batches: each request goes to the bucket chosen by
 a seeded hash of its element id and attempt (the bucket count comes from the attempt's request count, taken before
@@ -25,9 +25,9 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
+from transforms import metrics
 from transforms.config import ConfigError
 from transforms.elements import STAGE_GENERATE, Completion, PromptRequest, token_budget
 from transforms.models.gemini import GeminiHandler, gemini_schema
@@ -114,7 +114,7 @@ def settings_from_args(args, output: str, gemini) -> VertexBatchSettings | None:
         raise ConfigError(f"--vertex-batch-size must be between 1 and {MAX_BATCH_SIZE}, got {args.vertex_batch_size}")
     if not args.vertex_batch_poll > 0:
         raise ConfigError(f"--vertex-batch-poll must be positive, got {args.vertex_batch_poll}")
-    temp = getattr(args, "temp_location", None)
+    temp = args.cloud.temp_location
     if not temp:
         raise ConfigError(
             "--vertex-batch stages its requests under --temp_location: pass --temp_location gs://BUCKET/tmp"
@@ -188,13 +188,13 @@ def format_jobs(records: Sequence[dict]) -> str:
     states = ", ".join(f"{s.removeprefix('JOB_STATE_').lower()} {n}" for s, n in sorted(by_state.items()))
     lines = [f"batch jobs: {len(records)} ({states or 'none'})"]
     lines.append(
-        f"  {'job':<14}{'attempt':>8}{'state':>22}{'seconds':>9}{'requests':>9}{'answered':>9}{'failed':>7}{'missing':>8}"
+        f"  {'job':<14}{'attempt':>8}{'state':>22}{'seconds':>9}{'requests':>9}{'answered':>9}{'failed':>7}{'missing':>8}"  # noqa: E501
     )
     for r in records:
         duration = (r["ended"] - r["submitted"]) if r.get("ended") else float("nan")
         lines.append(
-            f"  {r['name'].rsplit('/', 1)[-1][:13]:<14}{r.get('attempt', 0):>8}{r.get('state', '?').removeprefix('JOB_STATE_'):>22}"
-            f"{duration:>9.1f}{r['requests']:>9}{r.get('answered', 0):>9}{r.get('failed_lines', 0):>7}{r.get('missing', 0):>8}"
+            f"  {r['name'].rsplit('/', 1)[-1][:13]:<14}{r.get('attempt', 0):>8}{r.get('state', '?').removeprefix('JOB_STATE_'):>22}"  # noqa: E501
+            f"{duration:>9.1f}{r['requests']:>9}{r.get('answered', 0):>9}{r.get('failed_lines', 0):>7}{r.get('missing', 0):>8}"  # noqa: E501
         )
     return "\n".join(lines)
 
@@ -281,7 +281,7 @@ class GeminiBatchHandler(GeminiHandler):
         )
 
     def _retrying(self, what: str, call):
-        """``call()`` with up to --max-request-retries retries, backing off from 5 s, on 429, 5xx and transport errors."""
+        """``call()`` with up to --max-request-retries retries from 5 s on, on 429, 5xx and transport errors."""
         from google.genai import errors
 
         delay = min(5.0, self._batch.poll_seconds)
@@ -307,7 +307,7 @@ class GeminiBatchHandler(GeminiHandler):
         digest = batch_digest(keys)
         record = _load_record(self._batch.journal, digest)
         if record is not None:
-            Metrics.counter("embedgen", "batch_jobs/reused").inc()
+            metrics.inc(metrics.BATCH_JOBS, "reused")
             return record
         folder = FileSystems.join(self._batch.staging, digest)
         source = FileSystems.join(folder, "input.jsonl")
@@ -337,7 +337,7 @@ class GeminiBatchHandler(GeminiHandler):
             "state": str(getattr(job.state, "value", job.state)),
         }
         _save_record(self._batch.journal, record)
-        Metrics.counter("embedgen", "batch_jobs/submitted").inc()
+        metrics.inc(metrics.BATCH_JOBS, "submitted")
         return record
 
     def wait(self, client, record: dict) -> dict:
@@ -389,7 +389,7 @@ class GeminiBatchHandler(GeminiHandler):
             answered=answered - failed, failed_lines=failed, missing=len(keys) - answered, duplicates=duplicates
         )
         _save_record(self._batch.journal, record)
-        Metrics.counter("embedgen", f"batch_jobs/{record['state'].removeprefix('JOB_STATE_').lower()}").inc()
+        metrics.inc(metrics.BATCH_JOBS, record["state"].removeprefix("JOB_STATE_").lower())
         return completions
 
 

@@ -17,7 +17,7 @@ __all__ = [
     "check_names",
     "count_words",
     "length_bounds",
-    "row_language",
+    "field_language",
     "CHECK_KINDS",
 ]
 
@@ -93,7 +93,7 @@ def length_bounds(value: str, tolerance: float) -> tuple[float, float]:
     raise ValueError(f"cannot read a word count from {value!r}")
 
 
-def row_language(row: dict, task_type: recipe.TaskType, key: str) -> str:
+def field_language(row: dict, task_type: recipe.TaskType, key: str) -> str:
     """The XLM-R code the output ``key`` was asked to be in (bitext: anchor in the source, others in the target)."""
     if "language" in task_type.attribute_names:
         return row["language"]
@@ -148,7 +148,7 @@ def check_row(row: dict, detector, settings: CheckSettings) -> tuple[list[str], 
     results: list[tuple[str, bool]] = []
     if detector is not None:
         for key in task_type.output_keys:
-            results.append((f"language:{key}", detector.check(row[key], row_language(row, task_type, key))))
+            results.append((f"language:{key}", detector.check(row[key], field_language(row, task_type, key))))
     echo = _echo_pattern(task_type.name)
     for key in task_type.output_keys:
         results.append((f"echo:{key}", echo.match(row[key]) is None))
@@ -156,7 +156,7 @@ def check_row(row: dict, detector, settings: CheckSettings) -> tuple[list[str], 
         low, high = length_bounds(source[1:] if source.startswith("=") else row[source], settings.word_count_tolerance)
         for role in roles:
             key = task_type.role(role)
-            words = count_words(row[key], row_language(row, task_type, key))
+            words = count_words(row[key], field_language(row, task_type, key))
             if words is not None:
                 results.append((f"length:{key}", low <= words <= high))
     for needle_role, haystack_role, min_words in _COPY_RULES.get(task_type.name, ()):

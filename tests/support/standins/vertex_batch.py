@@ -11,7 +11,7 @@ Speaks what google-genai's ``client.batches`` sends with ``vertexai=True`` and `
 
 Faults: ``fail_jobs`` (ordinals of created jobs, from 1, that end FAILED with no results) and ``line_fault`` (a
 function of the prompt giving ``"error"`` for a failed line, ``"missing"`` for no line, ``"invalid"`` for a reply
-that is not JSON, or None). Run alone: ``python -m tests.standins.vertex_batch --adc-dir DIR`` prints its URL.
+that is not JSON, or None). Run alone: ``python -m tests.support.standins.vertex_batch --adc-dir DIR`` prints its URL.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from tests.standins.server import StandIn, _Server, reply_for_schema
+from tests.support.standins.server import StandIn, _Server, reply_for_schema
 
 __all__ = ["BatchStandIn", "Job"]
 
