@@ -37,8 +37,7 @@ STAND_IN_TASKS = {
     "text-classification": "Given a short product review, classify whether its overall sentiment is positive or "
     "negative.",
     "text-matching-short": "Given a short news headline, find another headline that reports the same event.",
-    "text-matching-long": "Given a scientific abstract, find another abstract that studies the same research "
-    "question.",
+    "text-matching-long": "Given a scientific abstract, find another abstract that studies the same research question.",
 }
 _GENERIC_STAND_IN = "Given a short description of a need, find the texts that best meet it."
 
@@ -151,7 +150,7 @@ def _elements(config, counts: dict):
     for category, (rounds, _, _) in counts.items():
         if rounds:
             yield from brainstorm_elements([category], rounds, seed)
-    for category, (rounds, tasks, per_task) in counts.items():
+    for category, (_, tasks, per_task) in counts.items():
         if recipe.get_task_type(category).brainstorm:
             stand_in = STAND_IN_TASKS.get(category, _GENERIC_STAND_IN)
             # Ids from a distinct stand-in per task, so attributes are drawn as for distinct tasks.
@@ -179,13 +178,25 @@ def _renderer(config) -> Callable:
     return functools.partial(render, run_seed=config.seed, **kwargs)
 
 
-def _expected_tokens(request, cap: int) -> int:
-    """Completion tokens the prompt asks for, without the budget's margin; the cap where there is no estimate."""
+def _length_model():
+    """transforms.budget's (token_budget_for, BudgetSpec), or None on a build without per-request budgets."""
     try:
         from transforms.budget import BudgetSpec, token_budget_for
     except ImportError:
+        return None
+    return token_budget_for, BudgetSpec
+
+
+def _expected_tokens(request, cap: int) -> int:
+    """Completion tokens the prompt asks for, without the budget's margin; the cap where there is no estimate."""
+    model = _length_model()
+    if model is None:
         return cap
-    return token_budget_for(request.element, BudgetSpec(margin=1.0, floor=0)) or cap
+    token_budget_for, spec = model
+    try:
+        return token_budget_for(request.element, spec(margin=1.0, floor=0)) or cap
+    except TypeError:  # another signature: no estimate
+        return cap
 
 
 def estimate(config, count_tokens: Callable[[str], int], batch_generation: bool = False) -> list[StageEstimate]:
@@ -250,8 +261,13 @@ def token_counter(config) -> tuple[Callable[[str], int], str]:
                 "the embedded model's own tokenizer (llama.cpp, vocabulary only), chat template included"
             )
         except Exception as err:  # noqa: BLE001 - any failure to load the vocabulary falls back to the estimate
-            _LOGGER.warning("could not load the tokenizer of %s (%s); estimating tokens from characters", model_path, err)
-    return _char_counter, f"an estimate of {CHARS_PER_TOKEN:g} characters per token (the model's tokenizer is not loaded)"
+            _LOGGER.warning(
+                "could not load the tokenizer of %s (%s); estimating tokens from characters", model_path, err
+            )
+    return (
+        _char_counter,
+        f"an estimate of {CHARS_PER_TOKEN:g} characters per token (the model's tokenizer is not loaded)",
+    )
 
 
 def _char_counter(text: str) -> int:
@@ -270,7 +286,9 @@ def _llama_counter(model_path: str) -> Callable[[str], int]:
         def _token(token_id: int) -> str:
             return llama.detokenize([token_id], special=True).decode("utf-8", errors="ignore") if token_id >= 0 else ""
 
-        formatter = Jinja2ChatFormatter(template, eos_token=_token(llama.token_eos()), bos_token=_token(llama.token_bos()))
+        formatter = Jinja2ChatFormatter(
+            template, eos_token=_token(llama.token_eos()), bos_token=_token(llama.token_bos())
+        )
 
     @functools.lru_cache(maxsize=65536)  # prompts repeat (a stand-in task, few attribute combinations)
     def count(text: str) -> int:
@@ -342,9 +360,14 @@ def format_report(
         f"{_tokens(total.output_cap):>14}{_tokens(total.output_expected):>14}"
     )
     lines += [line + (f"{cost(rows, settings):>12.4f}" if priced else ""), ""]
+    expected = (
+        "what its prompt asks for (lengths and fields, without the budget's margin)"
+        if _length_model() is not None
+        else "no length estimate in this build (no per-request budgets), shown as the cap"
+    )
     lines.append(
-        "output cap: each request's completion-token budget (at most --max-tokens); expected: what its prompt asks "
-        "for (the cap where no estimate exists). Gemini thinking tokens count against the cap."
+        f"output cap: each request's completion-token budget (at most --max-tokens); expected: {expected}. "
+        "Gemini thinking tokens count against the cap."
     )
     if any(recipe.get_task_type(r.category).brainstorm and r.stage == "generate" for r in rows):
         lines.append(
