@@ -159,6 +159,10 @@ def _prepare_output(config: GenerationConfig) -> None:
 
 def _execute(config: GenerationConfig, beam_args, handler=None) -> int:
     options = PipelineOptions(beam_args)
+    if config.dry_run is not None:  # prints the estimate; writes nothing, not even --output itself
+        from pipelines import dry_run
+
+        return dry_run.run(config, config.dry_run, handler)
     with OutputLock(config.output):  # a second run on this --output is refused (ConfigError: exit 2)
         _prepare_output(config)
         if config.incremental is not None and config.incremental.seed != config.incremental.base_seed:

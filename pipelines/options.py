@@ -12,6 +12,7 @@ import dataclasses
 import datetime
 from collections.abc import Sequence
 
+from pipelines import dry_run as dry_run_options
 from pipelines import incremental, terminal
 from transforms import models, recipe, sampling_options
 from transforms.bigquery import BigQueryTarget
@@ -55,6 +56,7 @@ class GenerationConfig:
     contamination: ContaminationSettings = ContaminationSettings()  # --contamination-threshold
     incremental: incremental.IncrementalSettings | None = None  # run seed of the day, --exclude-from
     terminal: terminal.TerminalSettings = terminal.TerminalSettings()  # --quiet, --verbose, --log-file
+    dry_run: dry_run_options.DryRunSettings | None = None  # --dry-run (pipelines/dry_run.py)
 
     @property
     def brainstorm_categories(self) -> tuple:
@@ -144,6 +146,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_contamination_arguments(parser)
     incremental.add_flags(parser)
     terminal.add_flags(parser)
+    dry_run_options.add_arguments(parser)
 
 
 def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
@@ -230,4 +233,5 @@ def to_config(args: argparse.Namespace) -> GenerationConfig:
         contamination=contamination_settings(args),
         incremental=daily,
         terminal=terminal.to_settings(args),
+        dry_run=dry_run_options.settings_from_args(args),
     )
