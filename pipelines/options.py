@@ -17,6 +17,7 @@ from transforms import recipe
 from transforms.config import ConfigError
 from transforms.bigquery import BigQueryTarget
 from transforms.models.gemini import GeminiSettings
+from transforms.models.llama_cpp import worker_processes
 from transforms.models.openai_compat import STRUCTURED_OUTPUT, OpenAISettings
 from transforms.models.remote import RemoteSettings
 from transforms.quality import FILTERS as QUALITY_FILTERS
@@ -41,7 +42,7 @@ for _t in recipe.TASK_TYPES:
 _MAX_PARALLEL_SEQUENCES = 256
 
 # Beam pipeline flags our own validation reads as well (they are left in Beam's arguments).
-_SHARED_BEAM_FLAGS = ("project", "region", "temp_location")
+_SHARED_BEAM_FLAGS = ("project", "region", "temp_location", "direct_running_mode", "direct_num_workers")
 
 
 class GenerateOptions(PipelineOptions):
@@ -332,6 +333,7 @@ class GenerationConfig:
     run_date: str | None = None  # --run-date, YYYY-MM-DD
     quality: QualityConfig = QualityConfig()  # the quality flag group
     llama_parallel_sequences: int = 1  # --llama-parallel-sequences, embedded model only
+    worker_processes: int = 1  # processes loading the embedded model on this machine (they share its cores)
 
     @property
     def brainstorm_categories(self) -> tuple:
@@ -731,4 +733,5 @@ def to_config(args: argparse.Namespace) -> GenerationConfig:
         run_date=run_date,
         quality=_quality(args),
         llama_parallel_sequences=args.llama_parallel_sequences,
+        worker_processes=worker_processes(getattr(args, "direct_running_mode", None), args.direct_num_workers),
     )

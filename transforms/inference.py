@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
-from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
+from transforms.batching import InferInFixedBatches
 from transforms.parse import ParseAndValidate
 from transforms.resume import WriteJournal, journal_key
 
@@ -50,7 +51,8 @@ class _Attempt(beam.PTransform):
         if self._reshuffle:
             # Break fusion so that model calls spread over all workers, whatever produced the requests.
             requests = requests | "Reshuffle" >> beam.Reshuffle()
-        results = requests | "RunInference" >> RunInference(self._handler)
+        # Plain RunInference, or fixed seeded batches when the handler decodes a batch's prompts together.
+        results = requests | "RunInference" >> InferInFixedBatches(self._handler, self._run_seed)
         if self._journal is not None:
             results = results | "WriteJournal" >> WriteJournal(self._journal)
         if replayed:

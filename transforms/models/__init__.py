@@ -19,6 +19,7 @@ def make_handler(config):
                 temperature=config.temperature,
                 top_p=config.top_p,
                 parallel_sequences=config.llama_parallel_sequences,
+                worker_processes=config.worker_processes,
             ),
             max_batch_size=config.batch_size,
         )
