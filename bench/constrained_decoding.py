@@ -102,7 +102,9 @@ def main() -> None:
         rate[mode] = tokens / seconds
         stop = sum(c.finish_reason == "stop" for c in completions)
         length = sum(c.finish_reason == "length" for c in completions)
-        invalid = "-" if mode == "free" else sum(not schema_valid(c, r) for c, r in zip(completions, requests))
+        invalid = (
+            "-" if mode == "free" else sum(not schema_valid(c, r) for c, r in zip(completions, requests, strict=True))
+        )
         redrawn = f"{fallbacks[mode] / max(1, sampled[mode]):.1%}" if mode == "constrained" else "-"
         print(f"{mode:<15}{seconds:>9.1f}{tokens:>8}{rate[mode]:>10.1f}{stop:>6}{length:>8}{invalid:>9}{redrawn:>9}")
     print("redrawn: share of tokens the grammar rejected, drawn again under the grammar")

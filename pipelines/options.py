@@ -155,7 +155,10 @@ class GenerateOptions(PipelineOptions):
             help="Context window of the embedded model in tokens (default: %(default)s).",
         )
         model.add_argument(
-            "--n-threads", type=int, default=None, help="Threads per embedded model call (default: all cores)."
+            "--n-threads",
+            type=int,
+            default=None,
+            help="Threads per embedded model call (default: all cores, divided among the worker processes of --direct_running_mode=multi_processing --direct_num_workers N).",
         )
         model.add_argument(
             "--batch-size",
@@ -166,8 +169,8 @@ class GenerateOptions(PipelineOptions):
         model.add_argument(
             "--llama-parallel-sequences",
             type=int,
-            default=1,
-            help="Embedded model: decode this many prompts of a batch together, one llama.cpp evaluation for all of them (batches are made at least this big). Faster on CPU (bench/batched_decoding.py), but a reply then depends on which prompts share its batch, so it can differ from the one-at-a-time reply and between runs whose batches are formed differently (e.g. another number of worker processes). With several workers on one machine, set --n-threads so that workers x threads <= cores. Each sequence gets its own --n-ctx of KV cache (default: %(default)s, one at a time).",
+            default=4,
+            help="Embedded model: decode this many prompts together, one llama.cpp evaluation for all of them (bench/batched_decoding.py). A reply depends on the prompts decoded with it, so the prompts are grouped into fixed batches of max(--batch-size, this) by a hash of the run seed and their element ids: the same run gives the same replies on any runner and number of workers. 1: one prompt at a time. Each sequence gets its own --n-ctx of KV cache (default: %(default)s).",
         )
 
         remote = parser.add_argument_group("remote models (gemini:<model>, openai:<model>)")
