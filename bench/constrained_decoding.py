@@ -70,11 +70,12 @@ def main() -> None:
     model = LoadedLlama(
         LlamaCppConfig(
             model_path=default_model_path(),
-            n_ctx=config.n_ctx,
+            n_ctx=config.model.settings.n_ctx,
             n_threads=args.n_threads,
-            max_tokens=config.max_tokens,
-            temperature=config.temperature,
-            top_p=config.top_p,
+            max_tokens=config.model.settings.max_tokens,
+            temperature=config.model.settings.temperature,
+            top_p=config.model.settings.top_p,
+            parallel_sequences=1,
         )
     )
     print(

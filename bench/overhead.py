@@ -29,9 +29,9 @@ from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 
 from pipelines.generate import build_pipeline  # noqa: E402
 from pipelines.options import parse_args, to_config  # noqa: E402
-from tests.helpers import read_table  # noqa: E402
+from tests.support.helpers import read_table  # noqa: E402
 from transforms.models.llama_cpp import default_model_path, default_threads  # noqa: E402
-from transforms.prompts import render  # noqa: E402
+from transforms.render import render  # noqa: E402
 from transforms.sampling import sample_attributes, symmetric_elements  # noqa: E402
 
 CATEGORIES = ("monolingual-triplet", "bitext-retrieval")
@@ -71,10 +71,10 @@ def plain_loop(config) -> tuple[float, int, int]:
     from llama_cpp import Llama
 
     started = time.perf_counter()
-    threads = config.n_threads or default_threads(1)
+    threads = config.model.settings.n_threads or default_threads(1)
     llama = Llama(
-        model_path=config.model_path,
-        n_ctx=config.n_ctx,
+        model_path=config.model.settings.model_path,
+        n_ctx=config.model.settings.n_ctx,
         n_threads=threads,
         n_threads_batch=threads,
         n_batch=512,
@@ -88,9 +88,9 @@ def plain_loop(config) -> tuple[float, int, int]:
             llama.reset()
             response = llama.create_chat_completion(
                 messages=[{"role": "user", "content": request.prompt}],
-                max_tokens=config.max_tokens,
-                temperature=config.temperature,
-                top_p=config.top_p,
+                max_tokens=config.model.settings.max_tokens,
+                temperature=config.model.settings.temperature,
+                top_p=config.model.settings.top_p,
                 seed=request.sampling_seed,
             )
             tokens += response["usage"]["completion_tokens"]
@@ -136,8 +136,8 @@ def main() -> None:
         config = to_config(parse_args(argv)[0])
         print(
             f"model: {os.path.basename(default_model_path())}, N = {args.n}, max tokens = {args.max_tokens}, "
-            f"threads = {config.n_threads or default_threads(1)}, pipeline: --llama-parallel-sequences "
-            f"{config.llama_parallel_sequences}, --batch-size {config.batch_size}"
+            f"threads = {config.model.settings.n_threads or default_threads(1)}, pipeline: --llama-parallel-sequences "
+            f"{config.model.settings.parallel_sequences}, --batch-size {config.model.settings.batch_size}"
         )
         loop_time, loop_tokens, loop_valid = plain_loop(config)
         print(_line("free loop:", loop_time, loop_tokens, loop_valid))

@@ -1,4 +1,4 @@
-"""Quality of an embedded-model run: pass rate per check, duplicate rates, share of rows whose negative beats the positive.
+"""Quality of an embedded-model run: pass rate per check, duplicate rates, rows whose negative beats the positive.
 
 Runs `embedgen generate` on the embedded model (SmolLM2-135M) with the embedding checks on, then counts the
 Avro output directly (the same counting as `embedgen report`). Or pass --input to measure an existing output.

@@ -8,7 +8,7 @@ from apache_beam.ml.inference.base import PredictionResult
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from tests.fakes import FakeHandler
+from tests.support.fakes import FakeHandler
 from transforms.batching import BATCHES_PER_GROUP, FixedBatches, InferInFixedBatches, batch_group, fixed_batch_size
 from transforms.elements import Completion, Element, PromptRequest
 

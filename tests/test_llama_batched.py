@@ -7,7 +7,7 @@ import pytest
 from pipelines.options import ConfigError, parse_args, to_config
 from transforms.models import make_handler
 from transforms.models.llama_cpp import LlamaCppConfig, LlamaCppHandler, default_model_path
-from transforms.prompts import render
+from transforms.render import render
 from transforms.sampling import SamplingSpec, sample_attributes, symmetric_elements
 
 MAX_TOKENS = 80
@@ -75,8 +75,9 @@ def test_threads_default_to_the_cores_shared_by_the_worker_processes(monkeypatch
     assert llama_cpp.worker_processes("multi_processing", "4") == 4
     assert llama_cpp.worker_processes("multi_processing", "0") == 8  # Beam's 0: one worker per core
     config = to_config(parse_args(["--direct_running_mode", "multi_processing", "--direct_num_workers", "2"])[0])
-    assert config.worker_processes == 2
+    assert config.model.settings.worker_processes == 2
     assert make_handler(config)._config.worker_processes == 2
+    assert to_config(parse_args([])[0]).model.settings.worker_processes == 1
 
 
 def test_batches_hold_at_least_the_parallel_sequences():
@@ -94,15 +95,17 @@ def test_batches_hold_at_least_the_parallel_sequences():
 
 
 def test_flag_reaches_the_handler_with_its_default():
-    default = to_config(parse_args([])[0])
-    assert default.llama_parallel_sequences == DEFAULT_PARALLEL
-    assert make_handler(default).fixed_batch_size() == max(DEFAULT_PARALLEL, default.batch_size)
+    default = to_config(parse_args([])[0]).model.settings
+    assert default.parallel_sequences == DEFAULT_PARALLEL
+    assert make_handler(to_config(parse_args([])[0])).fixed_batch_size() == max(DEFAULT_PARALLEL, default.batch_size)
     config = to_config(parse_args(["--llama-parallel-sequences", "3", "--batch-size", "2"])[0])
-    assert config.llama_parallel_sequences == 3
+    assert config.model.settings.parallel_sequences == 3
     handler = make_handler(config)  # builds the handler; the model is loaded on the worker only
     assert handler.batch_elements_kwargs()["min_batch_size"] == 3
     assert handler.fixed_batch_size() == 3
     assert make_handler(to_config(parse_args(["--llama-parallel-sequences", "1"])[0])).fixed_batch_size() == 0
+    remote = to_config(parse_args(["--model", "openai:m", "--api-base", "http://127.0.0.1:1/v1"])[0])
+    assert remote.model.backend == "openai"  # the embedded default does not count as setting the flag
 
 
 @pytest.mark.parametrize(

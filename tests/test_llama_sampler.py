@@ -7,7 +7,7 @@ import pytest
 
 from transforms.models.llama_cpp import LlamaCppConfig, LoadedLlama, default_model_path
 from transforms.models.llama_cpp_batched import BatchedDecoder, ChatRequest
-from transforms.prompts import render
+from transforms.render import render
 from transforms.sampling import SamplingSpec, sample_attributes, symmetric_elements
 
 pytestmark = pytest.mark.model

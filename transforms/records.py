@@ -18,6 +18,8 @@ __all__ = [
     "example_row",
     "dead_letter_row",
     "DEAD_LETTER",
+    "table_name",
+    "row_language",
 ]
 
 DEAD_LETTER = "dead_letter"
@@ -65,7 +67,7 @@ def example_fields(task_type: recipe.TaskType) -> tuple[Field, ...]:
 
 
 def quality_fields() -> list[Field]:
-    """The columns the quality stage (transforms/quality.py) sets on every example row."""
+    """The columns the quality stage (transforms/quality/stage.py) sets on every example row."""
     return [
         Field("quality_pass", "boolean", "True when every quality check that ran passed."),
         Field("quality_checks", "string", "Names of the quality checks that ran on this row.", repeated=True),
@@ -111,8 +113,16 @@ def dead_letter_fields() -> tuple[Field, ...]:
     )
 
 
-def _record_name(name: str) -> str:
+def table_name(name: str) -> str:
+    """The Avro record name and BigQuery table of a category or dead_letter (``text-retrieval``: ``text_retrieval``)."""
     return name.replace("-", "_")
+
+
+def row_language(row: dict) -> str:
+    """A row's language (or its element's attributes'): the code, or ``source->target`` for bitext."""
+    if row.get("language"):
+        return row["language"]
+    return f"{row.get('source_language')}->{row.get('target_language')}"
 
 
 def avro_schema(name: str, fields: tuple[Field, ...]) -> dict:
@@ -125,7 +135,7 @@ def avro_schema(name: str, fields: tuple[Field, ...]) -> dict:
         elif f.nullable:
             avro_type = ["null", avro_type]
         avro_fields.append({"name": f.name, "type": avro_type, "doc": f.description})
-    return {"type": "record", "name": _record_name(name), "namespace": "embedgen", "fields": avro_fields}
+    return {"type": "record", "name": table_name(name), "namespace": "embedgen", "fields": avro_fields}
 
 
 def bigquery_schema(fields: tuple[Field, ...]) -> dict:

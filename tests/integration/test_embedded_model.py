@@ -5,8 +5,9 @@ import json
 import pytest
 
 from pipelines import generate
-from tests.helpers import read_all
-from transforms import prompts, recipe
+from tests.support.helpers import read_all
+from transforms import recipe
+from transforms import render as prompts
 from transforms.elements import Element
 from transforms.models.llama_cpp import LlamaCppConfig, LlamaCppHandler, default_model_path
 from transforms.sampling import SamplingSpec, sample_attributes, symmetric_elements
@@ -102,10 +103,10 @@ def test_the_default_decodes_in_fixed_batches_with_threads_shared_by_workers():
     from transforms.models import make_handler
 
     config = to_config(parse_args(SUBSET)[0])
-    assert config.llama_parallel_sequences > 1 and fixed_batch_size(make_handler(config)) > 1
-    assert config.worker_processes == 1
+    assert config.model.settings.parallel_sequences > 1 and fixed_batch_size(make_handler(config)) > 1
+    assert config.model.settings.worker_processes == 1
     four = to_config(parse_args([*SUBSET, "--direct_running_mode=multi_processing", "--direct_num_workers=4"])[0])
-    assert four.worker_processes == 4
+    assert four.model.settings.worker_processes == 4
 
 
 @pytest.mark.parametrize("workers", [1, 2, 4])

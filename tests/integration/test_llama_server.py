@@ -10,14 +10,14 @@ import urllib.request
 import pytest
 
 from pipelines import generate
-from tests.helpers import read_table
+from tests.support.helpers import read_table
 from transforms import recipe
 from transforms.elements import Element
 from transforms.models.llama_cpp import default_model_path
 from transforms.models.openai_compat import OpenAICompatHandler, OpenAISettings
 from transforms.models.remote import RemoteSettings
 from transforms.parse import extract_json, validate
-from transforms.prompts import render
+from transforms.render import render
 
 pytestmark = pytest.mark.model
 

