@@ -21,7 +21,6 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -29,10 +28,20 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInf
 
 from transforms import metrics
 from transforms.config import ConfigError
-from transforms.elements import STAGE_GENERATE, Completion, PromptRequest, token_budget
-from transforms.models.gemini import GeminiHandler, gemini_schema
+from transforms.elements import STAGE_GENERATE, Completion, PromptRequest
+from transforms.models.gemini import GeminiHandler
+from transforms.models.gemini_batch_io import (
+    batch_digest,
+    format_jobs,
+    line_completion,
+    line_key,
+    load_record,
+    read_job_records,
+    request_key,
+    request_line,
+    save_record,
+)
 from transforms.models.remote import is_retryable_status, is_transport_error
-from transforms.resume import JOURNAL, journal_key
 
 __all__ = [
     "VertexBatchSettings",
@@ -43,7 +52,7 @@ __all__ = [
     "batch_digest",
     "read_job_records",
     "format_jobs",
-]
+]  # the last four live in gemini_batch_io and are re-exported here
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -133,128 +142,6 @@ def settings_from_args(args, output: str, gemini) -> VertexBatchSettings | None:
     )
 
 
-def request_key(request: PromptRequest) -> str:
-    """The key of a request's JSONL line: a digest of its journal key (element, attempt, seed, prompt)."""
-    return hashlib.sha256(journal_key(request).encode("utf-8")).hexdigest()[:32]
-
-
-def batch_digest(keys: Sequence[str]) -> str:
-    """What names a batch job in the journal: a digest of its requests' keys, in any order."""
-    return hashlib.sha256("\n".join(sorted(keys)).encode("ascii")).hexdigest()[:32]
-
-
-# ----- the job journal -----
-def _record_path(journal: str, digest: str) -> str:
-    return FileSystems.join(journal, JOURNAL, f"batchjob-{digest}.jsonl")
-
-
-def _load_record(journal: str, digest: str) -> dict | None:
-    path = _record_path(journal, digest)
-    if not FileSystems.exists(path):
-        return None
-    with FileSystems.open(path) as handle:
-        lines = [line for line in handle.read().decode("utf-8").splitlines() if line.strip()]
-    for line in reversed(lines):
-        try:
-            return json.loads(line)["batch_job"]
-        except (ValueError, KeyError):
-            continue  # a line cut short by an interruption
-    return None
-
-
-def _save_record(journal: str, record: dict) -> None:
-    # One line per file, rewritten whole: the reply journal's reader skips it (no "key"), --overwrite deletes it.
-    with FileSystems.create(_record_path(journal, record["digest"])) as handle:
-        handle.write(json.dumps({"batch_job": record}).encode("utf-8") + b"\n")
-
-
-def read_job_records(journal: str) -> list:
-    """Every batch job recorded under ``journal``, oldest submission first."""
-    pattern = FileSystems.join(journal, JOURNAL, "batchjob-*.jsonl")
-    records = []
-    for meta in FileSystems.match([pattern])[0].metadata_list:
-        digest = meta.path.rsplit("batchjob-", 1)[1][: -len(".jsonl")]
-        record = _load_record(journal, digest)
-        if record is not None:
-            records.append(record)
-    return sorted(records, key=lambda r: r.get("submitted", 0))
-
-
-def format_jobs(records: Sequence[dict]) -> str:
-    """The summary's batch-job lines: count by state, then one line per job."""
-    by_state: dict = {}
-    for r in records:
-        by_state[r.get("state", "?")] = by_state.get(r.get("state", "?"), 0) + 1
-    states = ", ".join(f"{s.removeprefix('JOB_STATE_').lower()} {n}" for s, n in sorted(by_state.items()))
-    lines = [f"batch jobs: {len(records)} ({states or 'none'})"]
-    lines.append(
-        f"  {'job':<14}{'attempt':>8}{'state':>22}{'seconds':>9}{'requests':>9}{'answered':>9}{'failed':>7}{'missing':>8}"  # noqa: E501
-    )
-    for r in records:
-        duration = (r["ended"] - r["submitted"]) if r.get("ended") else float("nan")
-        lines.append(
-            f"  {r['name'].rsplit('/', 1)[-1][:13]:<14}{r.get('attempt', 0):>8}{r.get('state', '?').removeprefix('JOB_STATE_'):>22}"  # noqa: E501
-            f"{duration:>9.1f}{r['requests']:>9}{r.get('answered', 0):>9}{r.get('failed_lines', 0):>7}{r.get('missing', 0):>8}"  # noqa: E501
-        )
-    return "\n".join(lines)
-
-
-# ----- request lines -----
-def _camel(schema: Any) -> Any:
-    """Vertex AI's schema keys in their JSON (camelCase) names, as a JSONL request line carries them."""
-    if isinstance(schema, dict):
-        return {
-            "".join(w.title() if i else w for i, w in enumerate(k.split("_"))): _camel(v) for k, v in schema.items()
-        }
-    if isinstance(schema, list):
-        return [_camel(v) for v in schema]
-    return schema
-
-
-def _request_line(request: PromptRequest, remote, thinking_budget: int | None) -> dict:
-    key = request_key(request)
-    config = {
-        "temperature": remote.temperature,
-        "topP": remote.top_p,
-        "maxOutputTokens": token_budget(request, remote.max_tokens),
-        "seed": request.sampling_seed,
-        "candidateCount": 1,
-        "responseMimeType": "application/json",
-        "responseSchema": _camel(gemini_schema(json.loads(request.schema_json))),
-    }
-    if thinking_budget is not None:
-        config["thinkingConfig"] = {"thinkingBudget": thinking_budget}
-    body = {"contents": [{"role": "user", "parts": [{"text": request.prompt}]}], "generationConfig": config}
-    # The key rides twice: as a top-level field passed through to the output line, and as a request label.
-    return {"key": key, "request": {**body, "labels": {"embedgen_key": key}}}
-
-
-def _line_key(line: dict) -> str | None:
-    return line.get("key") or ((line.get("request") or {}).get("labels") or {}).get("embedgen_key")
-
-
-def _completion(line: dict, model_name: str) -> Completion:
-    status = line.get("status")
-    response = line.get("response")
-    if status or not isinstance(response, dict):
-        return Completion(
-            "", model_name, "error", error=f"batch line failed: {status or 'no response'}", retryable=True
-        )
-    candidates = response.get("candidates") or []
-    if not candidates:
-        reason = (response.get("promptFeedback") or {}).get("blockReason")
-        return Completion("", model_name, "error", error=f"no candidate (prompt block reason: {reason})")
-    parts = (candidates[0].get("content") or {}).get("parts") or []
-    usage = response.get("usageMetadata") or {}
-    return Completion(
-        text="".join(p.get("text", "") for p in parts if not p.get("thought")),
-        model=model_name,
-        finish_reason="length" if candidates[0].get("finishReason") == "MAX_TOKENS" else "stop",
-        prompt_tokens=int(usage.get("promptTokenCount") or 0),
-        completion_tokens=int(usage.get("candidatesTokenCount") or 0),
-    )
-
-
 class GeminiBatchHandler(GeminiHandler):
     """GeminiHandler whose generate-stage requests go through batch prediction jobs (see the module docstring).
 
@@ -305,7 +192,7 @@ class GeminiBatchHandler(GeminiHandler):
 
         keys = [request_key(r) for r in requests]
         digest = batch_digest(keys)
-        record = _load_record(self._batch.journal, digest)
+        record = load_record(self._batch.journal, digest)
         if record is not None:
             metrics.inc(metrics.BATCH_JOBS, "reused")
             return record
@@ -313,7 +200,7 @@ class GeminiBatchHandler(GeminiHandler):
         source = FileSystems.join(folder, "input.jsonl")
         with FileSystems.create(source) as handle:
             for request in requests:
-                line = _request_line(request, self._settings, self._gemini.thinking_budget)
+                line = request_line(request, self._settings, self._gemini.thinking_budget)
                 handle.write(json.dumps(line, ensure_ascii=False).encode("utf-8") + b"\n")
         job = self._retrying(
             f"batch job {digest[:12]}: create",
@@ -336,7 +223,7 @@ class GeminiBatchHandler(GeminiHandler):
             "submitted": time.time(),
             "state": str(getattr(job.state, "value", job.state)),
         }
-        _save_record(self._batch.journal, record)
+        save_record(self._batch.journal, record)
         metrics.inc(metrics.BATCH_JOBS, "submitted")
         return record
 
@@ -369,13 +256,13 @@ class GeminiBatchHandler(GeminiHandler):
                                 line = json.loads(raw)
                             except ValueError:
                                 continue
-                            key = _line_key(line) if isinstance(line, dict) else None
+                            key = line_key(line) if isinstance(line, dict) else None
                             if key is None:
                                 continue
                             if key in found:
                                 duplicates += 1
                                 continue
-                            found[key] = _completion(line, self.model_name)
+                            found[key] = line_completion(line, self.model_name)
                             failed += found[key].error is not None
         why = f"batch job {record['name']} ended {record['state']}" + (
             f": {record['error']}" if record.get("error") else ""
@@ -388,7 +275,7 @@ class GeminiBatchHandler(GeminiHandler):
         record.update(
             answered=answered - failed, failed_lines=failed, missing=len(keys) - answered, duplicates=duplicates
         )
-        _save_record(self._batch.journal, record)
+        save_record(self._batch.journal, record)
         metrics.inc(metrics.BATCH_JOBS, record["state"].removeprefix("JOB_STATE_").lower())
         return completions
 

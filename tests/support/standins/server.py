@@ -34,13 +34,14 @@ import json
 import math
 import os
 import re
-import socketserver
 import statistics
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from tests.support.standins.local import LocalServer
 
 __all__ = ["FAULTS", "Call", "Fault", "FaultCycle", "StandIn", "reply_for_schema"]
 
@@ -260,13 +261,7 @@ def _openai_prompt(body: dict) -> str:
     return ""
 
 
-class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 1024  # many clients connect at once; the default backlog (5) drops connections
-
-
-class StandIn:
+class StandIn(LocalServer):
     """A stand-in model service on 127.0.0.1. Use as a context manager, or call start() and stop().
 
     Args:
@@ -321,29 +316,14 @@ class StandIn:
         self._in_flight = 0
         self._max_in_flight = 0
         self._token_requests = 0
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     # ----- lifecycle -----
     def start(self) -> StandIn:
-        handler = type("_BoundHandler", (_Handler,), {"standin": self})
-        self._server = _Server(("127.0.0.1", self._port), handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="standin", daemon=True)
-        self._thread.start()
-        return self
+        return self._serve(_Handler, self._port)
 
     def stop(self) -> None:
         self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> StandIn:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        super().stop()
 
     # ----- addresses -----
     @property

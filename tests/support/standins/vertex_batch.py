@@ -27,7 +27,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from tests.support.standins.server import StandIn, _Server, reply_for_schema
+from tests.support.standins.local import LocalServer
+from tests.support.standins.server import StandIn, reply_for_schema
 
 __all__ = ["BatchStandIn", "Job"]
 
@@ -65,7 +66,7 @@ class Job:
         return body
 
 
-class BatchStandIn:
+class BatchStandIn(LocalServer):
     """The batch prediction stand-in on 127.0.0.1 (a context manager, or start()/stop())."""
 
     TOKEN = StandIn.TOKEN
@@ -84,26 +85,10 @@ class BatchStandIn:
         self.jobs: dict[str, Job] = {}
         self.creates = 0
         self.lock = threading.Lock()
-        self._server = None
         self._token_requests = 0
 
     def start(self) -> BatchStandIn:
-        handler = type("_BoundBatchHandler", (_Handler,), {"standin": self})
-        self._server = _Server(("127.0.0.1", 0), handler)
-        threading.Thread(target=self._server.serve_forever, name="batch-standin", daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> BatchStandIn:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        return self._serve(_Handler, name="batch-standin")
 
     @property
     def url(self) -> str:
