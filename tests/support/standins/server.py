@@ -393,6 +393,7 @@ class StandIn(LocalServer):
             "calls": len(calls),
             "answered": len(finished),
             "first_started": min((c.started for c in calls), default=0.0),
+            "last_started": max((c.started for c in calls), default=0.0),
             "last_finished": max((c.finished for c in finished), default=0.0),
             "max_in_flight": max_in_flight,
             "by_fault": by_fault,
