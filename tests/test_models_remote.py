@@ -376,3 +376,13 @@ def test_standin_latency_spread_keeps_the_mean_and_is_reproducible():
     assert abs(sum(delays) / len(delays) - 0.5) < 0.05
     assert max(delays) > 4 * 0.5 and min(delays) < 0.5 / 4  # spread, not fixed
     assert delays == [standin._delay(c) for c in calls]
+
+
+def test_slow_start_fills_more_slots_than_it_started_with():
+    # Fixed latency: every round of calls ends together. Answered rounds must raise the limit past its start
+    # (threads are started as the limit grows), up to the ceiling and never beyond it.
+    with StandIn(latency=0.2) as standin:
+        handler = _handler(standin, batch_size=64, max_concurrent_requests=16)
+        results = _run(handler, _requests(64))
+    assert all(r.inference.error is None for r in results)
+    assert 8 < standin.stats()["max_in_flight"] <= 16

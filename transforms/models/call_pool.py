@@ -165,7 +165,6 @@ class CallPool:
         self._in_flight = 0
         self._jitter = random.Random()  # timing only; no data depends on it
         self._threads = 0
-        self._idle = 0
         self.max_in_flight = 0
         threading.Thread(target=self._tick, name="embedgen-remote-timer", daemon=True).start()
 
@@ -178,11 +177,15 @@ class CallPool:
         job = _Job(call, concurrent.futures.Future(), Outcome())
         with self._lock:
             self._queue.append(job)
-            if self._idle == 0 and self._threads < self.limit.ceiling:  # threads are started as calls need them
-                self._threads += 1
-                threading.Thread(target=self._work, name=f"embedgen-remote-{self._threads}", daemon=True).start()
+            self._start_threads()
             self._ready.notify()
         return job.future
+
+    def _start_threads(self) -> None:
+        """As many threads as the limit lets calls fly (started as the limit grows; caller holds the lock)."""
+        while self._threads < self.limit.limit:
+            self._threads += 1
+            threading.Thread(target=self._work, name=f"embedgen-remote-{self._threads}", daemon=True).start()
 
     def _later(self, job: _Job, delay: float) -> None:
         """Queue ``job`` again after ``delay`` seconds (caller holds the lock)."""
@@ -215,9 +218,7 @@ class CallPool:
                     # Limited: more calls were waiting than the limit let out (a deep queue fills every slot).
                     limited = bool(self._queue) or self._in_flight >= self.limit.limit
                     return job, self.limit.epoch, limited
-                self._idle += 1
                 self._ready.wait()
-                self._idle -= 1
 
     def _work(self) -> None:
         while True:
@@ -242,6 +243,7 @@ class CallPool:
             elif not failed:
                 self.limit.on_success(was_limited)
             self.throttler.record(time.time() * 1000, accepted=not retryable)
+            self._start_threads()
             free = self.limit.limit - self._in_flight
             if free > 0:
                 self._ready.notify(free)
