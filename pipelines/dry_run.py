@@ -318,11 +318,13 @@ def _graph_stages(config, handler) -> tuple[int, int]:
 
         def visit_transform(self, node):
             steps.append(node.full_label)
-            if isinstance(node.transform, RunInference) or node.full_label.endswith("/RunInference"):
+            if isinstance(node.transform, RunInference) or node.full_label.rsplit("/", 1)[-1] == "RunInference":
                 calls.append(node.full_label)
 
     pipeline.visit(_Visitor())
-    return len(steps), len(set(calls))
+    # A model-call stage is the outermost of them: a backend may wrap Beam's RunInference in its own step.
+    outer = {label for label in calls if not any(label.startswith(f"{other}/") for other in calls)}
+    return len(steps), len(outer)
 
 
 # ----- the report -----
