@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import inspect
@@ -274,11 +275,21 @@ def _char_counter(text: str) -> int:
     return max(1, math.ceil(len(text) / CHARS_PER_TOKEN))
 
 
+def _quiet():
+    """llama.cpp prints a context warning on a vocabulary-only load even when not verbose: silence its output."""
+    try:
+        from llama_cpp._utils import suppress_stdout_stderr
+    except ImportError:
+        return contextlib.nullcontext()
+    return suppress_stdout_stderr(disable=False)
+
+
 def _llama_counter(model_path: str) -> Callable[[str], int]:
     from llama_cpp import Llama
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-    llama = Llama(model_path=model_path, vocab_only=True, verbose=False)
+    with _quiet():
+        llama = Llama(model_path=model_path, vocab_only=True, verbose=False)
     template = llama.metadata.get("tokenizer.chat_template")
     formatter = None
     if template:
