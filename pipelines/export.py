@@ -67,13 +67,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     shape.add_argument(
         "--validation-fraction",
         type=float,
-        default=0.1,
+        default=ExportSpec.validation_fraction,
         help="Share of example ids put in the validation split, chosen by a hash of the id (default: %(default)s).",
     )
     shape.add_argument(
         "--split-by",
         choices=SPLIT_BY,
-        default="example_id",
+        default=ExportSpec.split_by,
         help="What the split hashes: example_id (default), or task, so that validation measures unseen tasks "
         "(docs/training.md).",
     )
@@ -85,13 +85,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     shape.add_argument(
         "--balance",
         choices=BALANCE_BY,
-        default="none",
+        default=ExportSpec.balance,
         help="Make every category (or language) the same size, keeping the lowest id hashes (default: %(default)s).",
     )
     shape.add_argument(
         "--balance-cap",
         type=int,
-        default=None,
+        default=ExportSpec.balance_cap,
         help="Rows kept per group with --balance (default: the size of the smallest group).",
     )
 
