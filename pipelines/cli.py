@@ -12,7 +12,6 @@ import dataclasses
 import difflib
 import importlib
 import importlib.util
-import logging
 import sys
 from collections.abc import Callable, Sequence
 
@@ -60,10 +59,12 @@ class Command:
     beam: bool = True
 
 
-def configure_logging() -> None:
-    """The log format every command uses on the terminal; Beam's own INFO lines are left out."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("apache_beam").setLevel(logging.WARNING)
+def configure_logging(argv: Sequence[str] = ()) -> None:
+    """The terminal every command gets: our lines, library noise left out; --quiet/--verbose/--log-file in ``argv``
+    (pipelines/terminal.py)."""
+    from pipelines import terminal
+
+    terminal.configure(terminal.from_argv(argv))
 
 
 def parser(name: str, description: str, add_arguments: Callable) -> argparse.ArgumentParser:
@@ -112,8 +113,9 @@ def check_beam_flags(beam_args: Sequence[str], ours: argparse.ArgumentParser, co
 
 def main_of(command: Command, argv: Sequence[str] | None = None, **kwargs) -> int:
     """A command's ``main``: the terminal's log format, then `run_command` on ``argv`` (default: sys.argv)."""
-    configure_logging()
-    return run_command(command, sys.argv[1:] if argv is None else argv, **kwargs)
+    argv = sys.argv[1:] if argv is None else argv
+    configure_logging(argv)
+    return run_command(command, argv, **kwargs)
 
 
 def run_command(command: Command, argv: Sequence[str] | None, **kwargs) -> int:

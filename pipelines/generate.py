@@ -12,10 +12,13 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import cli, summary
+from pipelines.lock import OutputLock
 from pipelines.options import DESCRIPTION, ConfigError, GenerationConfig, add_arguments, to_config
+from pipelines.progress import ProgressReporter
 from transforms.bigquery import WriteDeadLettersToBigQuery, WriteExamplesToBigQuery
 from transforms.brainstorm import BrainstormTasks
 from transforms.examples import GenerateExamples
+from transforms.exclude import EarlierTasks, ReadEarlierRows, exclusion_summary
 from transforms.inference import ModelCalls
 from transforms.models import make_handler
 from transforms.quality.stage import CheckQuality, rejected_prefix
@@ -41,7 +44,15 @@ def _earlier_run(p: beam.Pipeline, config: GenerationConfig) -> tuple:
     return logged, finished
 
 
-def _elements(p: beam.Pipeline, config: GenerationConfig, calls: ModelCalls, finished) -> tuple:
+def _earlier_runs(p: beam.Pipeline, config: GenerationConfig) -> tuple:
+    """With --exclude-from: ((kept, row) of the earlier runs' example rows, their (category, task)), else Nones."""
+    if config.incremental is None or not config.incremental.exclude_files:
+        return None, None
+    rows = p | "ReadEarlierRuns" >> ReadEarlierRows(config.incremental.exclude_files)
+    return rows, rows | "EarlierTasks" >> EarlierTasks()
+
+
+def _elements(p: beam.Pipeline, config: GenerationConfig, calls: ModelCalls, finished, earlier_tasks=None) -> tuple:
     """The elements to generate (brainstormed tasks x examples, the symmetric types) and brainstorm dead letters."""
     seed = config.seed
     element_sets, dead_sets = [], []
@@ -56,6 +67,7 @@ def _elements(p: beam.Pipeline, config: GenerationConfig, calls: ModelCalls, fin
             templates=config.templates,
             contamination=config.contamination,
             remove_contaminated=config.quality.filter == "reject",
+            earlier_tasks=earlier_tasks,
         )
         dead_sets.append(brainstorm_dead)
         element_sets.append(
@@ -103,7 +115,8 @@ def build_pipeline(p: beam.Pipeline, config: GenerationConfig, handler=None) -> 
     """
     logged, finished = _earlier_run(p, config)
     calls = ModelCalls(handler or make_handler(config), config.seed, config.max_parse_retries, config.output, logged)
-    elements, dead_sets = _elements(p, config, calls, finished)
+    earlier_rows, earlier_tasks = _earlier_runs(p, config)
+    elements, dead_sets = _elements(p, config, calls, finished, earlier_tasks)
     rows, dead = (
         elements
         # Spread the elements over the workers here, while they are small: their prompts are rendered
@@ -113,7 +126,7 @@ def build_pipeline(p: beam.Pipeline, config: GenerationConfig, handler=None) -> 
         | "RenderPrompts" >> RenderPrompts(config.seed, config.templates)
         | "GenerateExamples" >> GenerateExamples(calls)
     )
-    checked = rows | "CheckQuality" >> CheckQuality(config.quality, config.contamination)
+    checked = rows | "CheckQuality" >> CheckQuality(config.quality, config.contamination, earlier_rows)
     all_dead = [*dead_sets, dead] | "AllDeadLetters" >> beam.Flatten()
     writes = _write(config, checked["rows"], checked["rejected"], all_dead)
     return {"rows": checked["rows"], "dead": all_dead, "writes": writes, "rejected": checked["rejected"]}
@@ -146,15 +159,31 @@ def _prepare_output(config: GenerationConfig) -> None:
 
 def _execute(config: GenerationConfig, beam_args, handler=None) -> int:
     options = PipelineOptions(beam_args)
-    _prepare_output(config)
-    started = time.monotonic()
-    pipeline = beam.Pipeline(options=options)
-    build_pipeline(pipeline, config, handler)
-    result = pipeline.run()
-    result.wait_until_finish()
-    report = summary.from_metrics(result, config, time.monotonic() - started)
-    print(summary.format_summary(report))
-    return 0 if report.balanced else 1
+    if config.dry_run is not None:  # prints the estimate; writes nothing, not even --output itself
+        from pipelines import dry_run
+
+        return dry_run.run(config, config.dry_run, handler)
+    with OutputLock(config.output):  # a second run on this --output is refused (ConfigError: exit 2)
+        _prepare_output(config)
+        if config.incremental is not None and config.incremental.seed != config.incremental.base_seed:
+            _LOGGER.info("%s", config.incremental.describe_seed())
+        started = time.monotonic()
+        pipeline = beam.Pipeline(options=options)
+        build_pipeline(pipeline, config, handler)
+        progress = None if config.terminal.quiet else ProgressReporter(config).start()
+        try:
+            result = pipeline.run()
+            if progress is not None:
+                progress.attach(result)  # runners whose run() returns while the job runs: their live counters
+            result.wait_until_finish()
+        finally:
+            if progress is not None:
+                progress.stop()
+        report = summary.from_metrics(result, config, time.monotonic() - started)
+        print(summary.format_summary(report))
+        if config.incremental is not None and config.incremental.exclude_files:
+            print(exclusion_summary(result))
+        return 0 if report.balanced else 1
 
 
 COMMAND = cli.Command("generate", DESCRIPTION, add_arguments, to_config, _execute)

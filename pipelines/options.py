@@ -12,6 +12,8 @@ import dataclasses
 import datetime
 from collections.abc import Sequence
 
+from pipelines import dry_run as dry_run_options
+from pipelines import incremental, terminal
 from transforms import models, recipe, sampling_options
 from transforms.bigquery import BigQueryTarget
 from transforms.config import ConfigError, at_least, parse_categories
@@ -52,6 +54,9 @@ class GenerationConfig:
     quality: QualityConfig = QualityConfig()  # the quality flag group
     templates: TemplateChoice = TemplateChoice()  # --template (transforms/templates.py)
     contamination: ContaminationSettings = ContaminationSettings()  # --contamination-threshold
+    incremental: incremental.IncrementalSettings | None = None  # run seed of the day, --exclude-from
+    terminal: terminal.TerminalSettings = terminal.TerminalSettings()  # --quiet, --verbose, --log-file
+    dry_run: dry_run_options.DryRunSettings | None = None  # --dry-run (pipelines/dry_run.py)
 
     @property
     def brainstorm_categories(self) -> tuple:
@@ -139,6 +144,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     quality_options.add_arguments(parser)
     add_template_arguments(parser)
     add_contamination_arguments(parser)
+    incremental.add_flags(parser)
+    terminal.add_flags(parser)
+    dry_run_options.add_arguments(parser)
 
 
 def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
@@ -202,13 +210,15 @@ def to_config(args: argparse.Namespace) -> GenerationConfig:
     run_date = _run_date(args.run_date)
     output = f"{args.output.rstrip('/')}/run_date={run_date}" if run_date else args.output
     model = models.settings_from_args(args, output)
+    daily = incremental.to_settings(args, run_date, output)
+    sampling = dataclasses.replace(sampling, seed=daily.seed)
     return GenerationConfig(
         categories=categories,
         brainstorm_rounds=args.brainstorm_rounds,
         tasks_per_category=args.tasks_per_category,
         examples_per_task=args.examples_per_task,
         examples_per_symmetric_type=args.examples_per_symmetric_type,
-        seed=args.seed,
+        seed=daily.seed,
         max_parse_retries=args.max_parse_retries,
         sampling=sampling,
         model=model,
@@ -221,4 +231,7 @@ def to_config(args: argparse.Namespace) -> GenerationConfig:
         quality=quality_options.settings_from_args(args),
         templates=template_choice(args.template, categories),
         contamination=contamination_settings(args),
+        incremental=daily,
+        terminal=terminal.to_settings(args),
+        dry_run=dry_run_options.settings_from_args(args),
     )

@@ -1,4 +1,4 @@
-"""--llama-parallel-sequences: a RunInference batch decoded several sequences per llama.cpp evaluation (real model)."""
+"""--llama-parallel-sequences: a RunInference batch decoded several sequences per llama.cpp evaluation."""
 
 import json
 
@@ -12,6 +12,7 @@ from transforms.sampling import SamplingSpec, sample_attributes, symmetric_eleme
 
 MAX_TOKENS = 80
 PARALLEL = 3
+DEFAULT_PARALLEL = 4  # --llama-parallel-sequences default (bench/batched_decoding.py)
 
 
 def _requests() -> list:
@@ -61,26 +62,22 @@ def test_a_batch_gives_one_completion_per_prompt_in_order_and_bad_prompts_fail_a
     assert [r.inference for r in again] == [r.inference for r in results]
 
 
-@pytest.mark.model
-def test_one_sequence_at_a_time_reproduces_create_chat_completion(handler):
-    """The decoder formats, tokenizes and samples exactly as the one-at-a-time path: with one slot, same replies."""
-    from transforms.models.llama_cpp_batched import BatchedDecoder, ChatRequest
+def test_threads_default_to_the_cores_shared_by_the_worker_processes(monkeypatch):
+    from transforms.models import llama_cpp
 
-    model = handler.load_model()
-    requests = _requests()[:2]
-    sequential = [model.complete(r) for r in requests]
-    decoder = BatchedDecoder(model.llama, 1, model.config.n_ctx)
-    try:
-        batched = decoder.generate(
-            [ChatRequest(r.prompt, model.gbnf(r.schema_json), r.sampling_seed) for r in requests],
-            MAX_TOKENS,
-            model.config.temperature,
-            model.config.top_p,
-            model_name=model.config.model_name,
-        )
-    finally:
-        decoder.close()
-    assert batched == sequential
+    monkeypatch.setattr(llama_cpp, "_cores", lambda: 8)
+    assert llama_cpp.default_threads(1) == 8
+    assert llama_cpp.default_threads(3) == 2
+    assert llama_cpp.default_threads(16) == 1
+    assert llama_cpp.worker_processes(None, None) == 1
+    assert llama_cpp.worker_processes("in_memory", "4") == 1  # threads of one process share one model
+    assert llama_cpp.worker_processes("multi_threading", "4") == 1
+    assert llama_cpp.worker_processes("multi_processing", "4") == 4
+    assert llama_cpp.worker_processes("multi_processing", "0") == 8  # Beam's 0: one worker per core
+    config = to_config(parse_args(["--direct_running_mode", "multi_processing", "--direct_num_workers", "2"])[0])
+    assert config.model.settings.worker_processes == 2
+    assert make_handler(config)._config.worker_processes == 2
+    assert to_config(parse_args([])[0]).model.settings.worker_processes == 1
 
 
 def test_batches_hold_at_least_the_parallel_sequences():
@@ -90,16 +87,25 @@ def test_batches_hold_at_least_the_parallel_sequences():
         "max_batch_size": 8,
     }
     assert LlamaCppHandler(config, max_batch_size=32).batch_elements_kwargs()["max_batch_size"] == 32
-    default = LlamaCppHandler(LlamaCppConfig("unused.gguf"), max_batch_size=4).batch_elements_kwargs()
-    assert default == {"min_batch_size": 1, "max_batch_size": 4}
+    assert LlamaCppHandler(config, max_batch_size=4).fixed_batch_size() == 8
+    assert LlamaCppHandler(config, max_batch_size=32).fixed_batch_size() == 32
+    one = LlamaCppHandler(LlamaCppConfig("unused.gguf", parallel_sequences=1), max_batch_size=4)
+    assert one.batch_elements_kwargs() == {"min_batch_size": 1, "max_batch_size": 4}
+    assert one.fixed_batch_size() == 0  # one at a time: a reply depends on nothing else, any batching will do
 
 
-def test_flag_reaches_the_handler_and_defaults_to_one():
-    assert to_config(parse_args([])[0]).model.settings.parallel_sequences == 1
-    config = to_config(parse_args(["--llama-parallel-sequences", "4"])[0])
-    assert config.model.settings.parallel_sequences == 4
+def test_flag_reaches_the_handler_with_its_default():
+    default = to_config(parse_args([])[0]).model.settings
+    assert default.parallel_sequences == DEFAULT_PARALLEL
+    assert make_handler(to_config(parse_args([])[0])).fixed_batch_size() == max(DEFAULT_PARALLEL, default.batch_size)
+    config = to_config(parse_args(["--llama-parallel-sequences", "3", "--batch-size", "2"])[0])
+    assert config.model.settings.parallel_sequences == 3
     handler = make_handler(config)  # builds the handler; the model is loaded on the worker only
-    assert handler.batch_elements_kwargs()["min_batch_size"] == 4
+    assert handler.batch_elements_kwargs()["min_batch_size"] == 3
+    assert handler.fixed_batch_size() == 3
+    assert make_handler(to_config(parse_args(["--llama-parallel-sequences", "1"])[0])).fixed_batch_size() == 0
+    remote = to_config(parse_args(["--model", "openai:m", "--api-base", "http://127.0.0.1:1/v1"])[0])
+    assert remote.model.backend == "openai"  # the embedded default does not count as setting the flag
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
 """Interrupted runs, resume, and bundle retries: nothing lost, nothing doubled, no reply paid for twice."""
 
+import json
 import os
 
 import apache_beam as beam
@@ -112,3 +113,44 @@ def test_a_bundle_that_crashes_once_is_retried_without_duplicates_or_losses(tmp_
     reference = str(tmp_path / "reference")
     assert generate.run(["--output", reference, *SMALL], handler=FakeHandler()) == 0
     assert read_all(out, TABLES) == read_all(reference, TABLES)
+
+
+def _non_ascii_reply(request):
+    """A valid reply whose text is not ASCII, so a journal line cut by a kill can end inside a character."""
+    reply = valid_reply(request)
+    return reply.replace(" text for ", " texte écrit pour ") if request.element.stage != "brainstorm" else reply
+
+
+def test_a_journal_line_cut_by_a_kill_is_read_up_to_that_line_and_its_element_asked_again(tmp_path):
+    out = str(tmp_path / "out")
+    args = ["--categories", "monolingual-triplet", "--examples-per-symmetric-type", "6", "--output", out]
+    first_log = tmp_path / "first.log"
+
+    def reply(request):
+        _LoggingReply(first_log, crash_after=4)(request)  # logs the call, or crashes after 4 calls
+        return _non_ascii_reply(request)
+
+    with pytest.raises(Exception, match="simulated interruption"):
+        generate.run(args, handler=FakeHandler(reply))
+    journal = sorted((tmp_path / "out" / "_journal").glob("*.jsonl"))
+    lines = [line for path in journal for line in path.read_bytes().splitlines()]
+    assert len(lines) >= 2, "the interrupted run logged too few replies to cut one"
+    # Cut the last line of one file inside a multi-byte character, as a kill during the write would.
+    victim = next(path for path in journal if path.read_bytes().strip())
+    data = victim.read_bytes()
+    last_start = data.rstrip(b"\n").rfind(b"\n") + 1
+    cut_line = data[last_start:].rstrip(b"\n")
+    cut_key = json.loads(cut_line)["key"]
+    cut_at = cut_line.index("é".encode()) + 1
+    victim.write_bytes(data[:last_start] + cut_line[:cut_at])
+    intact = {json.loads(line)["key"] for path in journal for line in path.read_bytes().splitlines()[:-1]}
+    intact |= {json.loads(line)["key"] for path in journal if path != victim for line in path.read_bytes().splitlines()}
+
+    second_log = tmp_path / "second.log"
+    assert generate.run([*args, "--resume"], handler=FakeHandler(_LoggingReply(second_log))) == 0
+    asked_again = set(_calls(second_log))
+    assert cut_key in asked_again, "the element of the cut line was not asked again"
+    assert not intact & asked_again, "a reply of an intact journal line was paid for twice"
+    rows = read_all(out, ["monolingual-triplet", "dead_letter"])
+    ids = [r["example_id"] for r in rows["monolingual-triplet"]]
+    assert len(ids) == len(set(ids)) == 6 and not rows["dead_letter"]

@@ -93,18 +93,28 @@ class DropNearDuplicateTasks(beam.PTransform):
     the same order CapPerCategory uses, so the outcome never depends on arrival order.
     """
 
-    def __init__(self, threshold: float, run_seed: int):
+    def __init__(self, threshold: float, run_seed: int, earlier=None):
         super().__init__()
         self._threshold = threshold
         self._run_seed = run_seed
+        self._earlier = earlier  # (category, task) of earlier runs (--exclude-from), or None
 
     def expand(self, pairs):
         rank = functools.partial(_rank, self._run_seed)
-        split = (
-            pairs
-            | "ToDedupItems" >> beam.Map(lambda pair: DedupItem(rank(pair), pair[0], pair[1], pair))
-            | "SplitNearDuplicates"
-            >> SplitNearDuplicates(self._threshold, ngram=2, counter=metrics.BRAINSTORM_NEAR_DUPLICATES)
+        items = pairs | "ToDedupItems" >> beam.Map(lambda pair: DedupItem(rank(pair), pair[0], pair[1], pair))
+        if self._earlier is not None:
+            from transforms.exclude import SplitAgainstEarlier, earlier_task_item
+
+            split = items | "SplitAgainstEarlier" >> SplitAgainstEarlier(
+                self._earlier | "EarlierDedupItems" >> beam.Map(earlier_task_item),
+                self._threshold,
+                2,
+                metrics.BRAINSTORM_NEAR_DUPLICATES,
+                metrics.EXCLUDED_TASKS,
+            )
+            return split["kept"]
+        split = items | "SplitNearDuplicates" >> SplitNearDuplicates(
+            self._threshold, ngram=2, counter=metrics.BRAINSTORM_NEAR_DUPLICATES
         )
         return split["kept"]
 
@@ -122,6 +132,7 @@ class BrainstormTasks(beam.PTransform):
         templates: The template choice (--template), or None for the default draw.
         contamination: Settings of the evaluation-instruction check (default: its defaults).
         remove_contaminated: Remove contaminated tasks before the cap (else they are flagged after it).
+        earlier_tasks: (category, task) of earlier runs (--exclude-from): new tasks near one are dropped.
     """
 
     def __init__(
@@ -135,8 +146,10 @@ class BrainstormTasks(beam.PTransform):
         templates=None,
         contamination: ContaminationSettings | None = None,
         remove_contaminated: bool = False,
+        earlier_tasks=None,
     ):
         super().__init__()
+        self._earlier_tasks = earlier_tasks  # (category, task) of earlier runs (--exclude-from), or None
         self._templates = templates
         self._contamination = contamination or ContaminationSettings()
         self._remove_contaminated = remove_contaminated
@@ -160,7 +173,7 @@ class BrainstormTasks(beam.PTransform):
             parsed
             | "OneTaskPerElement" >> beam.FlatMap(_flatten)
             | "DedupTasks" >> DedupTasks()
-            | "DropNearDuplicateTasks" >> DropNearDuplicateTasks(self._near_dup_threshold, seed)
+            | "DropNearDuplicateTasks" >> DropNearDuplicateTasks(self._near_dup_threshold, seed, self._earlier_tasks)
         )
         # Removed before the cap, so other tasks take their places; flagged after it, so only kept tasks count.
         if self._remove_contaminated:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 import apache_beam as beam
-from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from transforms import metrics
+from transforms.batching import InferInFixedBatches
 from transforms.parse import ParseAndValidate
 from transforms.resume import WriteJournal, journal_key
 
@@ -69,7 +70,12 @@ class _Attempt(beam.PTransform):
             # Break fusion so that model calls spread over all workers, whatever produced the requests.
             requests = requests | "Reshuffle" >> beam.Reshuffle()
         batch_inference = getattr(calls.handler, "batch_inference", None)  # batch prediction jobs (gemini_batch)
-        inference = batch_inference(counted) if batch_inference is not None else RunInference(calls.handler)
+        # Else RunInference, in fixed seeded batches when the handler decodes a batch's prompts together.
+        inference = (
+            batch_inference(counted)
+            if batch_inference is not None
+            else InferInFixedBatches(calls.handler, calls.run_seed)
+        )
         results = requests | "RunInference" >> inference
         if calls.journal is not None:
             results = results | "WriteJournal" >> WriteJournal(calls.journal)

@@ -45,6 +45,10 @@ __all__ = [
     "QUALITY_REJECTED",
     "QUALITY_DUPLICATES",
     "QUALITY_MINED_NEGATIVES",
+    "EXCLUDE_EARLIER_ROWS",
+    "EXCLUDED_TASKS",
+    "EXCLUDED_EXAMPLES",
+    "JOURNAL_CUT_LINES",
     "EXPORT_READ",
     "EXPORT_PASSED",
     "EXPORT_UNCHECKED",
@@ -78,6 +82,10 @@ QUALITY_FLAGGED = "quality/flagged"  # <category>
 QUALITY_REJECTED = "quality/rejected"  # <category>
 QUALITY_DUPLICATES = "quality/duplicates"  # <category>
 QUALITY_MINED_NEGATIVES = "quality/mined_negatives"
+EXCLUDE_EARLIER_ROWS = "exclude/earlier_rows"  # example rows of earlier runs read for --exclude-from
+EXCLUDED_TASKS = "exclude/tasks"  # <category>: brainstormed tasks near a task of an earlier run (dropped)
+EXCLUDED_EXAMPLES = "exclude/examples"  # <category>: new examples duplicating an earlier row (rejected)
+JOURNAL_CUT_LINES = "journal/cut_lines"  # journal lines cut by an interruption (their elements are asked again)
 
 # Families of the export job (EXPORT_NAMESPACE), each keyed by <category>.
 EXPORT_READ = "read"

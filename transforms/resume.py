@@ -8,6 +8,7 @@ import logging
 import uuid
 
 import apache_beam as beam
+from apache_beam.coders import BytesCoder
 from apache_beam.io.avroio import ReadAllFromAvro
 from apache_beam.io.filesystems import FileSystems
 
@@ -101,11 +102,14 @@ class WriteJournal(beam.PTransform):
         return results | "Append" >> beam.ParDo(_WriteJournalDoFn(self._output))
 
 
-def _parse_line(line: str):
+def _parse_line(line: bytes):
+    # Lines are read as bytes: a line cut by a kill may end inside a multi-byte character, which a text reader
+    # would refuse (UnicodeDecodeError) and fail the whole resumed run with.
     try:
-        entry = json.loads(line)
+        entry = json.loads(line.decode("utf-8") if isinstance(line, bytes) else line)
         return [(entry["key"], Completion(**entry["completion"]))]
     except (ValueError, KeyError, TypeError):
+        metrics.inc(metrics.JOURNAL_CUT_LINES)
         return []  # a line cut short by the interruption: that reply is simply asked for again
 
 
@@ -119,7 +123,7 @@ class ReadJournal(beam.PTransform):
     def expand(self, pbegin):
         return (
             pbegin
-            | "ReadLines" >> beam.io.ReadFromText(journal_glob(self._output))
+            | "ReadLines" >> beam.io.ReadFromText(journal_glob(self._output), coder=BytesCoder())
             | "ParseEntries" >> beam.FlatMap(_parse_line)
         )
 

