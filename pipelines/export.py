@@ -13,7 +13,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import cli
-from transforms import recipe
+from transforms import metrics, recipe
 from transforms.bigquery import BigQueryTarget
 from transforms.config import ConfigError, at_least, parse_categories
 from transforms.training.export_rows import (
@@ -250,9 +250,8 @@ def build_pipeline(p: beam.Pipeline, config: ExportConfig) -> dict:
 def _counts(result) -> dict:
     """{stage: {category: n}} from the job's ``export`` counters."""
     counts: dict = {}
-    for counter in result.metrics().query(beam.metrics.MetricsFilter().with_namespace("export"))["counters"]:
-        stage, _, category = counter.key.metric.name.partition("/")
-        value = counter.committed if counter.committed is not None else counter.attempted
+    for name, value in metrics.read(result, metrics.EXPORT_NAMESPACE).items():
+        stage, category = metrics.split_family(name)
         counts.setdefault(stage, {})[category] = counts.get(stage, {}).get(category, 0) + value
     return counts
 
