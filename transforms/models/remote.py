@@ -25,9 +25,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import PredictionResult, RemoteModelHandler
 
+from transforms import metrics
 from transforms.elements import Completion, PromptRequest
 from transforms.models import Decoding
 
@@ -288,9 +288,9 @@ class RemoteHandler(RemoteModelHandler[PromptRequest, PredictionResult, Connecti
                 failed[i] = outcome
             else:
                 state.results[i] = self._error(outcome) if isinstance(outcome, CallFailed) else outcome
-        Metrics.counter(self.get_metrics_namespace(), "calls").inc(len(todo))
+        metrics.counter(metrics.REMOTE_CALLS, namespace=self.get_metrics_namespace()).inc(len(todo))
         if failed:
-            Metrics.counter(self.get_metrics_namespace(), "retryable_failures").inc(len(failed))
+            metrics.counter(metrics.REMOTE_RETRYABLE_FAILURES, namespace=self.get_metrics_namespace()).inc(len(failed))
             state.rounds += 1
             if state.rounds <= self._settings.max_request_retries:
                 first = next(iter(failed.values()))
