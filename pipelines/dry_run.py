@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import inspect
@@ -274,11 +275,21 @@ def _char_counter(text: str) -> int:
     return max(1, math.ceil(len(text) / CHARS_PER_TOKEN))
 
 
+def _quiet():
+    """llama.cpp prints a context warning on a vocabulary-only load even when not verbose: silence its output."""
+    try:
+        from llama_cpp._utils import suppress_stdout_stderr
+    except ImportError:
+        return contextlib.nullcontext()
+    return suppress_stdout_stderr(disable=False)
+
+
 def _llama_counter(model_path: str) -> Callable[[str], int]:
     from llama_cpp import Llama
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-    llama = Llama(model_path=model_path, vocab_only=True, verbose=False)
+    with _quiet():
+        llama = Llama(model_path=model_path, vocab_only=True, verbose=False)
     template = llama.metadata.get("tokenizer.chat_template")
     formatter = None
     if template:
@@ -318,11 +329,13 @@ def _graph_stages(config, handler) -> tuple[int, int]:
 
         def visit_transform(self, node):
             steps.append(node.full_label)
-            if isinstance(node.transform, RunInference) or node.full_label.endswith("/RunInference"):
+            if isinstance(node.transform, RunInference) or node.full_label.rsplit("/", 1)[-1] == "RunInference":
                 calls.append(node.full_label)
 
     pipeline.visit(_Visitor())
-    return len(steps), len(set(calls))
+    # A model-call stage is the outermost of them: a backend may wrap Beam's RunInference in its own step.
+    outer = {label for label in calls if not any(label.startswith(f"{other}/") for other in calls)}
+    return len(steps), len(outer)
 
 
 # ----- the report -----

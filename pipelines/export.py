@@ -13,7 +13,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import cli
-from transforms import recipe
+from transforms import metrics, recipe
 from transforms.bigquery import BigQueryTarget
 from transforms.config import ConfigError, at_least, parse_categories
 from transforms.training.export_rows import (
@@ -67,13 +67,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     shape.add_argument(
         "--validation-fraction",
         type=float,
-        default=0.1,
+        default=ExportSpec.validation_fraction,
         help="Share of example ids put in the validation split, chosen by a hash of the id (default: %(default)s).",
     )
     shape.add_argument(
         "--split-by",
         choices=SPLIT_BY,
-        default="example_id",
+        default=ExportSpec.split_by,
         help="What the split hashes: example_id (default), or task, so that validation measures unseen tasks "
         "(docs/training.md).",
     )
@@ -85,13 +85,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     shape.add_argument(
         "--balance",
         choices=BALANCE_BY,
-        default="none",
+        default=ExportSpec.balance,
         help="Make every category (or language) the same size, keeping the lowest id hashes (default: %(default)s).",
     )
     shape.add_argument(
         "--balance-cap",
         type=int,
-        default=None,
+        default=ExportSpec.balance_cap,
         help="Rows kept per group with --balance (default: the size of the smallest group).",
     )
 
@@ -250,9 +250,8 @@ def build_pipeline(p: beam.Pipeline, config: ExportConfig) -> dict:
 def _counts(result) -> dict:
     """{stage: {category: n}} from the job's ``export`` counters."""
     counts: dict = {}
-    for counter in result.metrics().query(beam.metrics.MetricsFilter().with_namespace("export"))["counters"]:
-        stage, _, category = counter.key.metric.name.partition("/")
-        value = counter.committed if counter.committed is not None else counter.attempted
+    for name, value in metrics.read(result, metrics.EXPORT_NAMESPACE).items():
+        stage, category = metrics.split_family(name)
         counts.setdefault(stage, {})[category] = counts.get(stage, {}).get(category, 0) + value
     return counts
 

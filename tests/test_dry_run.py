@@ -132,6 +132,7 @@ def test_vertex_batch_halves_the_printed_cost(monkeypatch, tmp_path, capsys):
     assert _expected_dollars(batch) == pytest.approx(_expected_dollars(online) / 2, rel=1e-3)
     assert _expected_dollars(online) > 1
     assert "generate*" in batch and "half price" in batch and "generate*" not in online
+    assert "3 model-call stages" in online and "3 model-call stages" in batch  # one generate stage per attempt
     assert not (tmp_path / "out").exists() and not (tmp_path / "tmp").exists()
 
 

@@ -12,7 +12,7 @@ from transforms.sampling import SamplingSpec, sample_attributes, symmetric_eleme
 
 MAX_TOKENS = 80
 PARALLEL = 3
-DEFAULT_PARALLEL = 4  # --llama-parallel-sequences default (bench/batched_decoding.py)
+DEFAULT_PARALLEL = 8  # --llama-parallel-sequences default (bench/batched_decoding.py)
 
 
 def _requests() -> list:

@@ -18,6 +18,7 @@ __all__ = [
     "Counters",
     "name",
     "parse",
+    "split_family",
     "read",
     "inc",
     "counter",
@@ -49,6 +50,8 @@ __all__ = [
     "EXCLUDED_TASKS",
     "EXCLUDED_EXAMPLES",
     "JOURNAL_CUT_LINES",
+    "REMOTE_CALLS",
+    "REMOTE_RETRYABLE_FAILURES",
     "EXPORT_READ",
     "EXPORT_PASSED",
     "EXPORT_UNCHECKED",
@@ -87,6 +90,10 @@ EXCLUDED_TASKS = "exclude/tasks"  # <category>: brainstormed tasks near a task o
 EXCLUDED_EXAMPLES = "exclude/examples"  # <category>: new examples duplicating an earlier row (rejected)
 JOURNAL_CUT_LINES = "journal/cut_lines"  # journal lines cut by an interruption (their elements are asked again)
 
+# Counters of a remote backend's own namespace (embedgen_<backend>).
+REMOTE_CALLS = "calls"
+REMOTE_RETRYABLE_FAILURES = "retryable_failures"
+
 # Families of the export job (EXPORT_NAMESPACE), each keyed by <category>.
 EXPORT_READ = "read"
 EXPORT_PASSED = "passed"
@@ -117,6 +124,12 @@ def parse(counter_name: str, family: str) -> tuple[str, ...] | None:
     rest = counter_name[len(prefix) :]
     arity = _ARITY.get(family)
     return tuple(rest.split(_SEPARATOR, arity - 1)) if arity else (rest,)
+
+
+def split_family(counter_name: str) -> tuple[str, str]:
+    """A counter name of one key -> (family, key): ``read/text-retrieval`` -> ``("read", "text-retrieval")``."""
+    family, _, key = counter_name.rpartition(_SEPARATOR)
+    return family, key
 
 
 # Keys per family, where there is more than one.

@@ -5,9 +5,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 from typing import Any
 
+from transforms.config import ConfigError, at_least
 from transforms.elements import Completion, PromptRequest, token_budget
+from transforms.models import remote_options
 from transforms.models.remote import (
     CallFailed,
     RemoteHandler,
@@ -191,7 +194,7 @@ class GeminiHandler(RemoteHandler):
 
 def add_arguments(parser) -> None:
     """The gemini flag group (plus the shared remote group); defaults come from GeminiSettings."""
-    from transforms.models import gemini_batch, remote_options
+    from transforms.models import gemini_batch  # imports this module
 
     remote_options.add_arguments(parser)
     gemini_batch.add_arguments(parser)
@@ -225,10 +228,7 @@ def check_unused(args) -> None:
 
 def settings_from_args(args, name: str, decoding, output: str = ""):
     """Validated RemoteBackend (shared, Gemini and batch settings); location, credentials and project are checked."""
-    import os
-
-    from transforms.config import ConfigError, at_least
-    from transforms.models import gemini_batch, remote_options
+    from transforms.models import gemini_batch  # imports this module
 
     remote = remote_options.settings_from_args(args, name, decoding, flex=args.vertex_flex)
     if args.thinking_budget is not None:

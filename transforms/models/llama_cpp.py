@@ -101,7 +101,7 @@ class LlamaCppConfig:
     max_tokens: int = Decoding.max_tokens
     temperature: float = Decoding.temperature
     top_p: float = Decoding.top_p
-    parallel_sequences: int = 4  # > 1: a batch is decoded that many sequences at a time (bench/batched_decoding.py)
+    parallel_sequences: int = 8  # > 1: a batch is decoded that many sequences at a time (bench/batched_decoding.py)
     batch_size: int = 4  # most prompts RunInference hands the handler at once
     worker_processes: int = 1  # model-loading processes sharing one machine's cores (DirectRunner multi_processing)
 

@@ -14,7 +14,9 @@ import logging
 import os
 import threading
 
+from transforms.config import ConfigError
 from transforms.elements import Completion, PromptRequest, token_budget
+from transforms.models import remote_options
 from transforms.models.remote import (
     CallFailed,
     RemoteHandler,
@@ -190,8 +192,6 @@ class OpenAICompatHandler(RemoteHandler):
 
 def add_arguments(parser) -> None:
     """The openai flag group (plus the shared remote group); defaults come from OpenAISettings."""
-    from transforms.models import remote_options
-
     remote_options.add_arguments(parser)
     group = parser.add_argument_group("OpenAI-compatible server (--model openai:<model>, --api-base)")
     group.add_argument(
@@ -210,9 +210,6 @@ def add_arguments(parser) -> None:
 
 def settings_from_args(args, name: str, decoding, output: str = ""):
     """Validated (RemoteSettings, OpenAISettings); --api-base is required."""
-    from transforms.config import ConfigError
-    from transforms.models import remote_options
-
     remote = remote_options.settings_from_args(args, name, decoding)
     if args.api_base is None:
         raise ConfigError(

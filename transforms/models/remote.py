@@ -29,9 +29,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import PredictionResult, RemoteModelHandler
 
+from transforms import metrics
 from transforms.elements import Completion, PromptRequest
 from transforms.models import Decoding
 from transforms.models.call_pool import CallPool
@@ -336,10 +336,10 @@ class RemoteHandler(RemoteModelHandler[PromptRequest, PredictionResult, Connecti
         outcomes = [future.result() for future in futures]
         # Counted here, in the bundle's thread: Beam's metrics are not recorded from the pool's threads.
         namespace = self.get_metrics_namespace()
-        Metrics.counter(namespace, "calls").inc(sum(o.calls for o in outcomes))
+        metrics.counter(metrics.REMOTE_CALLS, namespace=namespace).inc(sum(o.calls for o in outcomes))
         failures = sum(o.retryable_failures for o in outcomes)
         if failures:
-            Metrics.counter(namespace, "retryable_failures").inc(failures)
+            metrics.counter(metrics.REMOTE_RETRYABLE_FAILURES, namespace=namespace).inc(failures)
         throttled = sum(o.throttled_seconds for o in outcomes)
         if throttled:
             pool.throttler.throttling_signaler.signal_throttled(int(round(throttled)))
