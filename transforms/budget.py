@@ -12,7 +12,7 @@ from transforms import recipe
 from transforms.elements import STAGE_BRAINSTORM, Element
 from transforms.langid import NO_SPACE_LANGUAGES, expected_scripts
 
-__all__ = ["BudgetSpec", "budget_spec", "token_budget_for", "expected_words", "tokens_per_word", "BRAINSTORM_TOKENS_PER_TASK"]
+__all__ = ["BudgetSpec", "budget_spec", "token_budget_for", "char_limits", "expected_words", "tokens_per_word", "BRAINSTORM_TOKENS_PER_TASK"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -24,6 +24,8 @@ _OTHER_SCRIPT = 5.0  # Indic, Ethiopic, Georgian, Armenian, Thai, Khmer, ...: se
 _AT_LEAST_ROOM = 1.5
 _NAMED_WORDS = {"phrase": 15, "sentence": 50, "passage": 200, "very short": 40}
 _NUMBER = re.compile(r"\d+")
+_LABEL_WORDS = 12  # an output without a declared length (a label)
+_SLACK_CHARS = 24
 _FIELD_OVERHEAD = 8  # the key, quotes, colon, comma and escapes of one JSON field
 # One brainstormed task: a sentence of about 20 words, its quotes and comma.
 BRAINSTORM_TOKENS_PER_TASK = 40
@@ -81,6 +83,24 @@ def tokens_per_word(language: str) -> float:
     return factor
 
 
+def _chars_per_word(language: str) -> float:
+    return 2.0 if language in NO_SPACE_LANGUAGES else 8.0
+
+
+def char_limits(element: Element) -> dict[str, int]:
+    """Per output key, the most characters its string may take: room for what the prompt asks, never above the
+    declaration's ``max_chars``. Given to constrained decoding (the schema's maxLength), so that a reply that
+    runs on closes its strings instead of running into its token cap."""
+    task_type = recipe.get_task_type(element.category)
+    values: Mapping[str, str] = dict(element.attributes)
+    limits = {}
+    for field in task_type.outputs:
+        words = expected_words(field.length_rule(values), default=_LABEL_WORDS)
+        chars = math.ceil(words * _chars_per_word(values[field.language])) + _SLACK_CHARS
+        limits[field.key] = min(field.max_chars, chars)
+    return limits
+
+
 def token_budget_for(element: Element, spec: BudgetSpec | None = None) -> int:
     """Completion tokens the reply to ``element`` needs: what its prompt asks, with a margin.
 
@@ -98,6 +118,6 @@ def token_budget_for(element: Element, spec: BudgetSpec | None = None) -> int:
     values: Mapping[str, str] = dict(element.attributes)
     total = 16.0  # braces, whitespace, end of reply
     for field in task_type.outputs:
-        words = expected_words(field.length_rule(values), default=10)
+        words = expected_words(field.length_rule(values), default=_LABEL_WORDS)
         total += words * tokens_per_word(values[field.language]) + _FIELD_OVERHEAD
     return spec.extra + max(spec.floor, int(math.ceil(total * spec.margin)))

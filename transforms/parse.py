@@ -130,6 +130,10 @@ def degenerate(value: str, names: frozenset = frozenset()) -> str | None:
     plain = _plain(value.replace("_", " "))
     if plain in names or _plain(value) in names:
         return "echoed_field"
+    tokens = [_EDGES.sub("", t) for t in re.split(r"[\s:=,;]+", value.casefold())]
+    tokens = [t for t in tokens if t]
+    if names and len(tokens) > 1 and all(t in names for t in tokens):  # "S1: S1: S2: S3"
+        return "echoed_field"
     if _PLACEHOLDER.match(value.strip()) or plain in _PLACEHOLDER_WORDS:
         return "placeholder"
     return None

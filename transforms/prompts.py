@@ -13,7 +13,7 @@ import apache_beam as beam
 import jinja2
 
 from transforms import recipe
-from transforms.budget import BudgetSpec, token_budget_for
+from transforms.budget import BudgetSpec, char_limits, token_budget_for
 from transforms.elements import STAGE_BRAINSTORM, Element, PromptRequest, derive_seed
 
 __all__ = ["RenderPrompts", "render", "template_variables", "template_source", "template_sha256", "environment"]
@@ -68,10 +68,17 @@ def template_sha256(name: str) -> str:
 
 
 @functools.cache
-def _schema_json(category: str, stage: str) -> str:
-    if stage == STAGE_BRAINSTORM:
+def _schema_text(task_type: recipe.TaskType | None, limits: tuple = ()) -> str:
+    if task_type is None:
         return json.dumps(recipe.BRAINSTORM_SCHEMA, sort_keys=True)
-    return json.dumps(recipe.get_task_type(category).json_schema(), sort_keys=True)
+    return json.dumps(task_type.json_schema(dict(limits)), sort_keys=True)
+
+
+def _schema_json(element: Element) -> str:
+    """The reply schema of one element; string lengths fit what its prompt asks (transforms/budget.py)."""
+    if element.stage == STAGE_BRAINSTORM:
+        return _schema_text(None)
+    return _schema_text(recipe.get_task_type(element.category), tuple(sorted(char_limits(element).items())))
 
 
 def template_variables(element: Element) -> dict[str, str]:
@@ -106,7 +113,7 @@ def render(element: Element, run_seed: int, budget: BudgetSpec | None = None) ->
         prompt=prompt,
         template=name,
         template_sha256=template_sha256(name),
-        schema_json=_schema_json(element.category, element.stage),
+        schema_json=_schema_json(element),
         sampling_seed=derive_seed(run_seed, element.element_id, "model", 0),
         max_tokens=token_budget_for(element, budget),
     )

@@ -171,11 +171,15 @@ class TaskType:
                 return f.key
         return None
 
-    def json_schema(self) -> dict:
-        """The JSON schema the model's reply must satisfy (all keys required strings)."""
+    def json_schema(self, max_chars: Mapping[str, int] | None = None) -> dict:
+        """The JSON schema the model's reply must satisfy (all keys required strings).
+
+        ``max_chars`` narrows the string lengths of one request (what its prompt asks for); default: the declared.
+        """
+        limits = {f.key: f.max_chars for f in self.outputs} | dict(max_chars or {})
         return {
             "type": "object",
-            "properties": {f.key: {"type": "string", "minLength": 1, "maxLength": f.max_chars} for f in self.outputs},
+            "properties": {f.key: {"type": "string", "minLength": 1, "maxLength": limits[f.key]} for f in self.outputs},
             "required": list(self.output_keys),
             "additionalProperties": False,
         }
