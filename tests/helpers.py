@@ -24,7 +24,7 @@ def read_all(output: str, tables) -> dict[str, list[dict]]:
 def prompt_requests(n: int, category: str, language: str, run_seed: int, id_prefix: str = "element") -> list:
     """``n`` rendered generate-stage PromptRequests of one brainstormed category, in one language."""
     from transforms.elements import Element
-    from transforms.prompts import render
+    from transforms.render import render
 
     elements = [
         Element(

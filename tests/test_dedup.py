@@ -8,7 +8,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transforms.dedup import DedupItem, NearDuplicates, SplitNearDuplicates, band_layout, jaccard, shingles
+from transforms.quality.dedup import DedupItem, NearDuplicates, SplitNearDuplicates, band_layout, jaccard, shingles
 
 TASKS = [
     "Given a scientific claim, retrieve documents that support or refute it",

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from pipelines import export
 from transforms import recipe
-from transforms.export import (
+from transforms.training.export_rows import (
     TRAINING_COLUMNS,
     ExportSpec,
     balance_rank,

@@ -7,7 +7,7 @@ import pytest
 from pipelines.options import ConfigError, parse_args, to_config
 from transforms.models import make_handler
 from transforms.models.llama_cpp import LlamaCppConfig, LlamaCppHandler, default_model_path
-from transforms.prompts import render
+from transforms.render import render
 from transforms.sampling import SamplingSpec, sample_attributes, symmetric_elements
 
 MAX_TOKENS = 80

@@ -11,7 +11,7 @@ from transforms import recipe
 from transforms.elements import Element
 from transforms.models.gemini import FLEX_HEADER, GeminiHandler, GeminiSettings, gemini_schema
 from transforms.models.remote import RemoteSettings
-from transforms.prompts import render
+from transforms.render import render
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from transforms.elements import STAGE_BRAINSTORM, Completion, Element
 from transforms.parse import ParseAndValidate, ParseFailure, extract_json, validate
-from transforms.prompts import render
+from transforms.render import render
 
 VALID = {"user_query": "q", "positive_document": "p", "hard_negative_document": "n"}
 

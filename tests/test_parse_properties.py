@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from transforms import recipe
 from transforms.elements import Completion, DeadLetter, Element
 from transforms.parse import _ParseDoFn
-from transforms.prompts import render
+from transforms.render import render
 
 _ELEMENTS = [
     Element(

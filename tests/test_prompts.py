@@ -4,7 +4,8 @@ import jinja2
 import jinja2.meta
 import pytest
 
-from transforms import prompts, recipe
+from transforms import recipe
+from transforms import render as prompts
 from transforms.elements import STAGE_BRAINSTORM, Element
 
 

@@ -8,10 +8,10 @@ from apache_beam.testing.util import BeamAssertException, assert_that
 from tests.quality_rows import CLEAN, make_row
 from tests.test_quality_checks import PLANTED
 from transforms import recipe
-from transforms.checks import CheckSettings, check_names, check_row
-from transforms.dedup import jaccard, shingles
-from transforms.langid import LanguageDetector
-from transforms.quality import CheckQuality, QualityConfig
+from transforms.quality.checks import CheckSettings, check_names, check_row
+from transforms.quality.dedup import jaccard, shingles
+from transforms.quality.langid import LanguageDetector
+from transforms.quality.stage import CheckQuality, QualityConfig
 
 
 def _inputs():

@@ -6,8 +6,8 @@ from hypothesis import strategies as st
 
 from tests.quality_rows import CLEAN, make_row
 from transforms import recipe
-from transforms.checks import CheckSettings, check_names, check_row, count_words, length_bounds
-from transforms.langid import LanguageDetector, all_codes_covered, detector_labels, expected_scripts
+from transforms.quality.checks import CheckSettings, check_names, check_row, count_words, length_bounds
+from transforms.quality.langid import LanguageDetector, all_codes_covered, detector_labels, expected_scripts
 
 SETTINGS = CheckSettings()
 ENGLISH_DOC = make_row("retrieval-en")["positive_document"]

@@ -9,9 +9,9 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import BeamAssertException, assert_that
 
 from tests.quality_rows import make_row
-from transforms import embeddings
-from transforms.embeddings import EmbeddingChecks, SentenceEmbeddingHandler, resolve_model_path
-from transforms.quality import CheckQuality, QualityConfig
+from transforms.quality import embeddings
+from transforms.quality.embeddings import EmbeddingChecks, SentenceEmbeddingHandler, resolve_model_path
+from transforms.quality.stage import CheckQuality, QualityConfig
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -3,7 +3,7 @@
 import pytest
 
 from pipelines.options import ConfigError, parse_args, to_config
-from transforms.quality import QualityConfig
+from transforms.quality.stage import QualityConfig
 
 
 def _config(*argv):

@@ -8,7 +8,7 @@ import pytest
 
 from pipelines import export, generate, train
 from tests.fakes import FakeHandler
-from transforms.training import DEFAULT_BASE_MODEL, build_corpus, read_split, resolve_base_model, retrieval_metrics
+from transforms.training.trainer import DEFAULT_BASE_MODEL, build_corpus, read_split, resolve_base_model, retrieval_metrics
 
 
 def test_metrics_of_known_rankings():

@@ -10,10 +10,10 @@ from collections.abc import Mapping
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from transforms.dedup import DedupItem, SplitNearDuplicates
+from transforms.quality.dedup import DedupItem, SplitNearDuplicates
 from transforms.elements import STAGE_BRAINSTORM, Element, stable_id
 from transforms.inference import CallModel
-from transforms.prompts import RenderPrompts
+from transforms.render import RenderPrompts
 from transforms.resume import DropFinished
 
 __all__ = [

@@ -65,7 +65,7 @@ def example_fields(task_type: recipe.TaskType) -> tuple[Field, ...]:
 
 
 def quality_fields() -> list[Field]:
-    """The columns the quality stage (transforms/quality.py) sets on every example row."""
+    """The columns the quality stage (transforms/quality/stage.py) sets on every example row."""
     return [
         Field("quality_pass", "boolean", "True when every quality check that ran passed."),
         Field("quality_checks", "string", "Names of the quality checks that ran on this row.", repeated=True),

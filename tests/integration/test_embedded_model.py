@@ -6,7 +6,8 @@ import pytest
 
 from pipelines import generate
 from tests.helpers import read_all
-from transforms import prompts, recipe
+from transforms import recipe
+from transforms import render as prompts
 from transforms.elements import Element
 from transforms.models.llama_cpp import LlamaCppConfig, LlamaCppHandler, default_model_path
 from transforms.sampling import SamplingSpec, sample_attributes, symmetric_elements

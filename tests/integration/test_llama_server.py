@@ -17,7 +17,7 @@ from transforms.models.llama_cpp import default_model_path
 from transforms.models.openai_compat import OpenAICompatHandler, OpenAISettings
 from transforms.models.remote import RemoteSettings
 from transforms.parse import extract_json, validate
-from transforms.prompts import render
+from transforms.render import render
 
 pytestmark = pytest.mark.model
 

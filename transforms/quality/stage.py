@@ -10,8 +10,8 @@ from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 
 from transforms import recipe
-from transforms.checks import CheckSettings, check_row
-from transforms.dedup import DedupItem, SplitNearDuplicates
+from transforms.quality.checks import CheckSettings, check_row
+from transforms.quality.dedup import DedupItem, SplitNearDuplicates
 from transforms.sinks import REJECTED
 
 __all__ = [
@@ -81,7 +81,7 @@ class _LightChecks(beam.DoFn):
     def setup(self):
         self._detector = None
         if self._language_checks:
-            from transforms.langid import LanguageDetector
+            from transforms.quality.langid import LanguageDetector
 
             self._detector = LanguageDetector()
         self._counters = {}
@@ -187,7 +187,7 @@ class CheckQuality(beam.PTransform):
         split = checked | "DropDuplicateExamples" >> DropDuplicateExamples(config.example_dedup_threshold)
         kept = split["kept"]
         if config.embedding_checks:
-            from transforms.embeddings import EmbeddingChecks
+            from transforms.quality.embeddings import EmbeddingChecks
 
             kept = kept | "EmbeddingChecks" >> EmbeddingChecks(config)
         routed = kept | "ApplyPolicy" >> ApplyPolicy(config.filter)

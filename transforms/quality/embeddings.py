@@ -16,7 +16,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
 
 from transforms import recipe
-from transforms.checks import row_language
+from transforms.quality.checks import row_language
 
 __all__ = ["SentenceEmbeddingHandler", "EmbeddingChecks", "MineHardNegatives", "resolve_model_path"]
 

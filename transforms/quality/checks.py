@@ -8,8 +8,8 @@ import logging
 import re
 
 from transforms import recipe
-from transforms.dedup import jaccard, shingles
-from transforms.langid import NO_SPACE_LANGUAGES
+from transforms.quality.dedup import jaccard, shingles
+from transforms.quality.langid import NO_SPACE_LANGUAGES
 
 __all__ = [
     "CheckSettings",
