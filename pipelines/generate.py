@@ -21,9 +21,9 @@ from transforms.brainstorm import BrainstormTasks
 from transforms.inference import CallModel
 from transforms.mix import size_plan
 from transforms.models import make_handler
-from transforms.render import RenderPrompts
 from transforms.quality.stage import CheckQuality, quality_summary, rejected_prefix
 from transforms.records import example_row
+from transforms.render import RenderPrompts
 from transforms.resume import DropFinished, ReadFinishedIds, ReadJournal, delete_journal, has_journal
 from transforms.sampling import SampleAttributes, generation_elements, symmetric_elements
 from transforms.sinks import WriteDeadLetters, WriteExamples, delete_outputs, existing_outputs
@@ -104,15 +104,12 @@ def build_pipeline(p: beam.Pipeline, config: GenerationConfig, handler=None) -> 
         element_sets.append(
             tasks
             | "ExamplesPerTask"
-            >> beam.FlatMapTuple(
-                lambda category, task: generation_elements(category, task, per_task[category], seed)
-            )
+            >> beam.FlatMapTuple(lambda category, task: generation_elements(category, task, per_task[category], seed))
         )
     if config.symmetric_categories:
         element_sets.append(
             p
-            | "SymmetricTypes"
-            >> beam.Create(list(plan.symmetric))
+            | "SymmetricTypes" >> beam.Create(list(plan.symmetric))
             | "SymmetricElements"
             >> beam.FlatMapTuple(lambda category, count: symmetric_elements(category, count, seed))
         )

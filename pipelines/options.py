@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms import recipe
-from transforms.config import ConfigError
 from transforms.bigquery import BigQueryTarget
 from transforms.budget import BudgetSpec, budget_spec
+from transforms.config import ConfigError
 from transforms.mix import SIZE_DEFAULTS, SizePlan, add_mix_args, plan_sizes
 from transforms.models.gemini import GeminiSettings
 from transforms.models.openai_compat import STRUCTURED_OUTPUT, OpenAISettings

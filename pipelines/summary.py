@@ -126,7 +126,9 @@ def format_summary(report: RunReport) -> str:
         for (s, c, reason), n in sorted(report.dead.items()):
             lines.append(f"  {s:<11}{c:<22}{reason:<16}{n:>6}")
     if report.target_shares:
-        lines.append(f"category mix (--mix, --examples {report.target_total}): share of requested rows, target / achieved")
+        lines.append(
+            f"category mix (--mix, --examples {report.target_total}): share of requested rows, target / achieved"
+        )
         for c, share in report.target_shares.items():
             achieved = report.requested.get(c, 0) / total_req if total_req else 0.0
             lines.append(f"  {c:<22}{share:>8.1%}{achieved:>9.1%}")

@@ -7,7 +7,7 @@ import pytest
 from transforms import recipe
 from transforms.budget import BudgetSpec, budget_spec, char_limits, expected_words, token_budget_for, tokens_per_word
 from transforms.elements import STAGE_BRAINSTORM, Element, PromptRequest, token_budget
-from transforms.prompts import render
+from transforms.render import render
 
 
 def _retrieval(num_words="300", language="en", query_length="5 to 15 words"):
@@ -23,7 +23,13 @@ def _retrieval(num_words="300", language="en", query_length="5 to 15 words"):
 
 
 def _sts(unit="sentence", language="en"):
-    attributes = (("unit", unit), ("difficulty", "college"), ("high_score", "4"), ("low_score", "3"), ("language", language))
+    attributes = (
+        ("unit", unit),
+        ("difficulty", "college"),
+        ("high_score", "4"),
+        ("low_score", "3"),
+        ("language", language),
+    )
     return Element("s", "monolingual-triplet", "generate", None, attributes)
 
 
@@ -36,7 +42,9 @@ def test_expected_words(length, words):
 
 
 def test_longer_asks_get_larger_budgets():
-    budgets = [token_budget_for(_retrieval(n)) for n in recipe.get_task_type("text-retrieval").attribute("num_words").values]
+    budgets = [
+        token_budget_for(_retrieval(n)) for n in recipe.get_task_type("text-retrieval").attribute("num_words").values
+    ]
     assert budgets == sorted(budgets) and len(set(budgets)) == len(budgets)
     # Two documents of at least 500 words: room for both, far above a sentence-sized STS reply.
     assert token_budget_for(_retrieval("500")) >= 2 * 500 * tokens_per_word("en")

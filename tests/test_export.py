@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from pipelines import export
 from transforms import recipe
+from transforms.records import avro_schema, example_fields
 from transforms.training.export_rows import (
     TRAINING_COLUMNS,
     ExportSpec,
@@ -23,7 +24,6 @@ from transforms.training.export_rows import (
     split_of,
     training_row,
 )
-from transforms.records import avro_schema, example_fields
 
 # RECIPE.md, "How the data is used for training", written out independently of transforms/recipe.py.
 EXPECTED_ROLES = {

@@ -79,7 +79,9 @@ def _many_tasks(request):
     """20 distinct tasks per brainstorm call (by element id), valid examples otherwise."""
     element = request.element
     if element.stage == STAGE_BRAINSTORM:
-        return json.dumps([f"Given need {element.element_id[:10]}-{i} of {element.category}, find it." for i in range(20)])
+        return json.dumps(
+            [f"Given need {element.element_id[:10]}-{i} of {element.category}, find it." for i in range(20)]
+        )
     from tests.fakes import valid_reply
 
     return valid_reply(request)

@@ -192,9 +192,7 @@ def test_less_than_passes_anything_under_and_nothing_at_the_bound():
 
 
 def test_length_rules_come_from_the_declarations():
-    asked = {
-        (t.name, f.key): f.length for t in recipe.TASK_TYPES for f in t.outputs if f.length is not None
-    }
+    asked = {(t.name, f.key): f.length for t in recipe.TASK_TYPES for f in t.outputs if f.length is not None}
     assert asked[("text-retrieval", "positive_document")] == "at least {num_words} words"
     assert asked[("text-matching-long", "input")] == "at least 300 words"
     assert asked[("text-matching-short", "input")] == "very short"

@@ -8,10 +8,13 @@ import pytest
 from pipelines import generate
 from tests.fakes import FakeHandler
 from tests.helpers import read_table
-from transforms import checks, export, prompts, recipe
+from transforms import recipe
+from transforms import render as prompts
 from transforms.elements import STAGE_BRAINSTORM, Element
+from transforms.quality import checks
 from transforms.records import example_fields
 from transforms.sampling import SamplingSpec, sample_attributes
+from transforms.training import export_rows as export
 
 TOY = recipe.TaskType(
     name="toy-headline-summary",
@@ -24,9 +27,7 @@ TOY = recipe.TaskType(
     ),
     outputs=(
         recipe.OutputField("headline", "anchor", 300, length="less than 15 words"),
-        recipe.OutputField(
-            "summary", "positive", 2000, length="at least 40 words", language="summary_language"
-        ),
+        recipe.OutputField("summary", "positive", 2000, length="at least 40 words", language="summary_language"),
         recipe.OutputField("off_topic", "negative", 2000, length="at least 40 words"),
     ),
     copy_rules=(recipe.CopyRule("headline", "summary"),),
@@ -87,7 +88,9 @@ def test_declaration_drives_sampler_renderer_schema_and_checks():
             values = dict(element.attributes)
             assert values["language"] != values["summary_language"]  # differs_from, read from the declaration
             request = prompts.render(element, 3)
-            assert values["tone"] in request.prompt and recipe.language_name(values["summary_language"]) in request.prompt
+            assert (
+                values["tone"] in request.prompt and recipe.language_name(values["summary_language"]) in request.prompt
+            )
             assert json.loads(request.schema_json)["required"] == ["headline", "summary", "off_topic"]
             assert request.max_tokens > 0
         assert checks.check_names(TOY) == (

@@ -10,9 +10,9 @@ from collections.abc import Mapping
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from transforms.quality.dedup import DedupItem, SplitNearDuplicates
 from transforms.elements import STAGE_BRAINSTORM, Element, stable_id
 from transforms.inference import CallModel
+from transforms.quality.dedup import DedupItem, SplitNearDuplicates
 from transforms.render import RenderPrompts
 from transforms.resume import DropFinished
 

@@ -10,9 +10,17 @@ from collections.abc import Mapping
 
 from transforms import recipe
 from transforms.elements import STAGE_BRAINSTORM, Element
-from transforms.langid import NO_SPACE_LANGUAGES, expected_scripts
+from transforms.quality.langid import NO_SPACE_LANGUAGES, expected_scripts
 
-__all__ = ["BudgetSpec", "budget_spec", "token_budget_for", "char_limits", "expected_words", "tokens_per_word", "BRAINSTORM_TOKENS_PER_TASK"]
+__all__ = [
+    "BudgetSpec",
+    "budget_spec",
+    "token_budget_for",
+    "char_limits",
+    "expected_words",
+    "tokens_per_word",
+    "BRAINSTORM_TOKENS_PER_TASK",
+]
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -63,7 +63,7 @@ class OutputField:
             so that generation always terminates; room for the longest text the prompt can ask for.
         length: The length the prompt asks for, in the recipe's words, with ``{attribute}`` read from the
             element: ``"at least {num_words} words"``, ``"{query_length}"``, ``"{unit}"``, ``"very short"``
-            (see transforms/checks.py length_bounds); None: no length is asked (a label).
+            (see transforms/quality/checks.py length_bounds); None: no length is asked (a label).
         language: The attribute that holds the language this output is written in.
     """
 
@@ -330,7 +330,7 @@ def register_task_type(task_type: TaskType) -> Iterator[TaskType]:
 
     Every stage reads the declarations through this module at call time, so the new type is sampled, rendered,
     parsed, written, checked and exported like the six of the recipe. Its templates must exist (see
-    transforms/prompts.py). The process-local registry is restored on exit; the DirectRunner runs in-process.
+    transforms/render.py). The process-local registry is restored on exit; the DirectRunner runs in-process.
     """
     if task_type.name in _BY_NAME:
         raise ValueError(f"task type {task_type.name!r} is already declared")
@@ -343,6 +343,7 @@ def register_task_type(task_type: TaskType) -> Iterator[TaskType]:
         yield task_type
     finally:
         _index(before)
+
 
 BRAINSTORM_MAX_TASKS = 20
 BRAINSTORM_SCHEMA: dict = {
