@@ -19,15 +19,21 @@ __all__ = [
     "char_limits",
     "expected_words",
     "tokens_per_word",
+    "tokens_per_char",
+    "chars_per_word",
     "BRAINSTORM_TOKENS_PER_TASK",
 ]
 
 _LOGGER = logging.getLogger(__name__)
 
-# Tokens per word of a text, by writing system, for tokenizers trained mostly on Latin-script text (generous for
-# larger multilingual tokenizers). Languages written without spaces count a "word" as about 1.5 characters.
-_TOKENS_PER_WORD = {"LATIN": 1.7, "CYRILLIC": 3.0, "GREEK": 3.5, "ARABIC": 3.0, "HEBREW": 3.0, "CJK": 2.0}
-_OTHER_SCRIPT = 5.0  # Indic, Ethiopic, Georgian, Armenian, Thai, Khmer, ...: several byte-level tokens per letter
+# Characters per word, and tokens per character by writing system, for tokenizers trained mostly on Latin-script
+# text (generous for larger multilingual ones; ~2.5 characters a token also covers digits, URLs and markup). A
+# field's token budget is its character limit times its script's tokens per character, so a reply whose strings
+# run to the grammar's limit still closes before its token cap.
+_CHARS_PER_WORD = 6.5
+_CHARS_PER_WORD_NO_SPACE = {"CJK": 2.0, "HIRAGANA": 2.0, "KATAKANA": 2.0}  # other unspaced scripts: 5
+_TOKENS_PER_CHAR = {"LATIN": 0.4, "CYRILLIC": 0.7, "GREEK": 0.8, "ARABIC": 0.7, "HEBREW": 0.7, "CJK": 1.3}
+_OTHER_SCRIPT = 1.2  # Indic, Ethiopic, Georgian, Armenian, Thai, Khmer, ...: byte-level tokens, several a letter
 # Words a length the recipe names may take at most (an "at least N" text gets room to go past N).
 _AT_LEAST_ROOM = 1.5
 _NAMED_WORDS = {"phrase": 15, "sentence": 50, "passage": 200, "very short": 40}
@@ -51,7 +57,7 @@ class BudgetSpec:
     """
 
     enabled: bool = True
-    margin: float = 1.25
+    margin: float = 1.1
     floor: int = 64
     extra: int = 0
 
@@ -82,17 +88,21 @@ def expected_words(length: str | None, default: int) -> float:
     return max(numbers)  # "less than N", "N to M", "about N", "N"
 
 
+def tokens_per_char(language: str) -> float:
+    """Tokens a character of ``language`` (an XLM-R code) takes, the costliest of its writing systems."""
+    return max(_TOKENS_PER_CHAR.get(s, _OTHER_SCRIPT) for s in expected_scripts(language))
+
+
+def chars_per_word(language: str) -> float:
+    """Characters a word of ``language`` takes (with its space); languages without spaces count differently."""
+    if language not in NO_SPACE_LANGUAGES:
+        return _CHARS_PER_WORD
+    return min(_CHARS_PER_WORD_NO_SPACE.get(s, 5.0) for s in expected_scripts(language))
+
+
 def tokens_per_word(language: str) -> float:
-    """Tokens a word of ``language`` (an XLM-R code) takes, the costliest of its writing systems."""
-    scripts = expected_scripts(language)
-    factor = max(_TOKENS_PER_WORD.get(s, _OTHER_SCRIPT) for s in scripts)
-    if language in NO_SPACE_LANGUAGES and "CJK" not in scripts:
-        factor = max(factor, _OTHER_SCRIPT)
-    return factor
-
-
-def _chars_per_word(language: str) -> float:
-    return 2.0 if language in NO_SPACE_LANGUAGES else 8.0
+    """Tokens a word of ``language`` takes at most: characters a word times tokens a character."""
+    return chars_per_word(language) * tokens_per_char(language)
 
 
 def char_limits(element: Element) -> dict[str, int]:
@@ -104,7 +114,7 @@ def char_limits(element: Element) -> dict[str, int]:
     limits = {}
     for field in task_type.outputs:
         words = expected_words(field.length_rule(values), default=_LABEL_WORDS)
-        chars = math.ceil(words * _chars_per_word(values[field.language])) + _SLACK_CHARS
+        chars = math.ceil(words * chars_per_word(values[field.language])) + _SLACK_CHARS
         limits[field.key] = min(field.max_chars, chars)
     return limits
 
@@ -113,9 +123,9 @@ def token_budget_for(element: Element, spec: BudgetSpec | None = None) -> int:
     """Completion tokens the reply to ``element`` needs: what its prompt asks, with a margin.
 
     A brainstorm reply gets room for ``BRAINSTORM_MAX_TASKS`` one-sentence tasks. A generation reply gets, for each
-    output, the words its declared length allows (a field without a length: a short label) times the tokens per
-    word of the output's language, plus JSON overhead, times the margin. The backend's ``--max-tokens`` bounds it
-    (elements.token_budget).
+    output, its character limit (char_limits: the words its declared length allows, a label's few words otherwise)
+    times the tokens per character of the output's language, plus JSON overhead, times the margin. The backend's
+    ``--max-tokens`` bounds it (elements.token_budget).
     """
     spec = spec or BudgetSpec()
     if not spec.enabled:
@@ -124,8 +134,8 @@ def token_budget_for(element: Element, spec: BudgetSpec | None = None) -> int:
         return spec.extra + int(math.ceil(recipe.BRAINSTORM_MAX_TASKS * BRAINSTORM_TOKENS_PER_TASK * spec.margin))
     task_type = recipe.get_task_type(element.category)
     values: Mapping[str, str] = dict(element.attributes)
+    limits = char_limits(element)
     total = 16.0  # braces, whitespace, end of reply
     for field in task_type.outputs:
-        words = expected_words(field.length_rule(values), default=_LABEL_WORDS)
-        total += words * tokens_per_word(values[field.language]) + _FIELD_OVERHEAD
+        total += limits[field.key] * tokens_per_char(values[field.language]) + _FIELD_OVERHEAD
     return spec.extra + max(spec.floor, int(math.ceil(total * spec.margin)))
