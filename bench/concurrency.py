@@ -30,7 +30,7 @@ from pipelines import generate  # noqa: E402
 def _measure(latency: float, concurrency: int, calls: int, workdir: str) -> dict:
     """One pipeline run of ``calls`` elements; the stand-in's stats and the wall time."""
     server = subprocess.Popen(
-        [sys.executable, "-m", "tests.standins.server", "--latency", str(latency), "--adc-dir", workdir],
+        [sys.executable, "-m", "tests.support.standins.server", "--latency", str(latency), "--adc-dir", workdir],
         stdout=subprocess.PIPE,
         text=True,
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -88,8 +88,9 @@ def main(argv=None) -> int:
         (f"{args.concurrency} concurrent", many, args.concurrency),
     ):
         print(
-            f"{name:>20}: {run['calls']} calls in {run['window']:.2f} s at the stand-in ({run['wall']:.1f} s pipeline wall), "
-            f"{run['rps']:.2f} calls/s, max in flight {run['max_in_flight']}; calls/s / ({args.concurrency} / latency) = "
+            f"{name:>20}: {run['calls']} calls in {run['window']:.2f} s at the stand-in "
+            f"({run['wall']:.1f} s pipeline wall), {run['rps']:.2f} calls/s, max in flight {run['max_in_flight']}; "
+            f"calls/s / ({args.concurrency} / latency) = "
             f"{run['rps'] / ideal:.3f}, / ({concurrency} / latency) = {run['rps'] * args.latency / concurrency:.3f}"
         )
     print(f"{many['rps'] / ideal:.3f}")

@@ -32,7 +32,16 @@ from pipelines import generate  # noqa: E402
 from transforms import recipe  # noqa: E402
 from transforms.elements import STAGE_BRAINSTORM, Completion  # noqa: E402
 
-FAKE_ARGS = ["--seed", "7", "--tasks-per-category", "3", "--examples-per-task", "2", "--examples-per-symmetric-type", "4"]
+FAKE_ARGS = [
+    "--seed",
+    "7",
+    "--tasks-per-category",
+    "3",
+    "--examples-per-task",
+    "2",
+    "--examples-per-symmetric-type",
+    "4",
+]
 EMBEDDED_ARGS = [
     "--seed",
     "11",
@@ -131,7 +140,7 @@ def main() -> None:
     if args.embedded:
         results.append(_run("embedded", EMBEDDED_ARGS, None))
     if args.expect:
-        matching = sum(r["all"] == e for r, e in zip(results, args.expect))
+        matching = sum(r["all"] == e for r, e in zip(results, args.expect, strict=False))
         print(f"runs_matching = {matching}/{len(results)} = {matching / len(results):.2f}")
     else:
         tables = sum(len(r) - 1 for r in results)

@@ -1,6 +1,6 @@
 """Nothing lost, nothing doubled: 1,000 requests through a faulty local model service.
 
-The whole generation pipeline runs against the local OpenAI-compatible stand-in (tests/standins), which fails
+The whole generation pipeline runs against the local OpenAI-compatible stand-in (tests/support/standins), which fails
 about 30% of the prompts' first calls with a transient fault (429, 500, 503, dropped connection, hang past the
 timeout) and about 10% with a malformed reply (prose, truncated JSON, missing keys, empty text). Every request
 must end as exactly one row or one dead letter. The last line printed is:
@@ -25,8 +25,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from pipelines import generate  # noqa: E402
-from tests.helpers import read_table  # noqa: E402
-from tests.standins import Fault, StandIn  # noqa: E402
+from tests.support.helpers import read_table  # noqa: E402
+from tests.support.standins import Fault, StandIn  # noqa: E402
 
 CATEGORIES = ("monolingual-triplet", "bitext-retrieval")
 

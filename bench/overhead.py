@@ -24,7 +24,7 @@ from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 
 from pipelines.generate import build_pipeline  # noqa: E402
 from pipelines.options import parse_args, to_config  # noqa: E402
-from tests.helpers import read_table  # noqa: E402
+from tests.support.helpers import read_table  # noqa: E402
 from transforms.models.grammar import gbnf_for_schema  # noqa: E402
 from transforms.models.llama_cpp import default_model_path  # noqa: E402
 from transforms.render import render  # noqa: E402
@@ -55,10 +55,10 @@ def plain_loop(config) -> tuple[float, int, dict]:
 
     started = time.perf_counter()
     llama = Llama(
-        model_path=config.model_path,
-        n_ctx=config.n_ctx,
-        n_threads=config.n_threads,
-        n_threads_batch=config.n_threads,
+        model_path=config.model.settings.model_path,
+        n_ctx=config.model.settings.n_ctx,
+        n_threads=config.model.settings.n_threads,
+        n_threads_batch=config.model.settings.n_threads,
         n_batch=512,
         seed=0,
         verbose=False,
@@ -76,9 +76,9 @@ def plain_loop(config) -> tuple[float, int, dict]:
             response = llama.create_chat_completion(
                 messages=[{"role": "user", "content": request.prompt}],
                 grammar=grammars[request.schema_json],
-                max_tokens=config.max_tokens,
-                temperature=config.temperature,
-                top_p=config.top_p,
+                max_tokens=config.model.settings.max_tokens,
+                temperature=config.model.settings.temperature,
+                top_p=config.model.settings.top_p,
                 seed=request.sampling_seed,
             )
             tokens += response["usage"]["completion_tokens"]
@@ -125,11 +125,13 @@ def main() -> None:
         print(f"model: {os.path.basename(default_model_path())}, N = {args.n}, max tokens = {args.max_tokens}")
         loop_time, loop_tokens, texts = plain_loop(config)
         print(
-            f"plain loop:    {loop_time:7.1f} s, {loop_tokens} completion tokens, {loop_tokens / loop_time:.1f} tokens/s"
+            f"plain loop:    {loop_time:7.1f} s, {loop_tokens} completion tokens, "
+            f"{loop_tokens / loop_time:.1f} tokens/s"
         )
         pipe_time, pipe_tokens, rows = full_pipeline(argv)
         print(
-            f"full pipeline: {pipe_time:7.1f} s, {pipe_tokens} completion tokens, {pipe_tokens / pipe_time:.1f} tokens/s"
+            f"full pipeline: {pipe_time:7.1f} s, {pipe_tokens} completion tokens, "
+            f"{pipe_tokens / pipe_time:.1f} tokens/s"
         )
         same = sum(_same(text, rows.get(i)) for i, text in texts.items())
         print(f"prompts answered identically by both: {same} of {len(texts)} (rows written: {len(rows)})")

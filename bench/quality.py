@@ -1,4 +1,4 @@
-"""Quality of an embedded-model run: pass rate per check, duplicate rates, share of rows whose negative beats the positive.
+"""Quality of an embedded-model run: pass rate per check, duplicate rates, rows whose negative beats the positive.
 
 Runs `embedgen generate` on the embedded model (SmolLM2-135M) with the embedding checks on, then counts the
 Avro output directly (the same counting as `embedgen report`). Or pass --input to measure an existing output.
@@ -101,8 +101,9 @@ def main(argv=None) -> int:
         decoded = counters.get("tokens/replies_completion", 0)
         kept = counters.get("tokens/completion", 0)
         capped = sum(v for k, v in counters.items() if k.startswith("replies_at_cap"))
+        share = kept / decoded if decoded else float("nan")
         print(
-            f"completion tokens: {decoded} decoded, {kept} in written rows = {kept / decoded if decoded else float('nan'):.3f}; "
+            f"completion tokens: {decoded} decoded, {kept} in written rows = {share:.3f}; "
             f"{counters.get('replies', 0)} replies, {capped} hit their token cap"
         )
     print("pass rate per check kind:")

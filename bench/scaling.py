@@ -47,7 +47,7 @@ def _child(n: int, output: str) -> None:
 
     from pipelines.generate import build_pipeline
     from pipelines.options import parse_args, to_config
-    from tests.fakes import FakeHandler
+    from tests.support.fakes import FakeHandler
 
     # The fake brainstorms 5 tasks per category: 4 categories x 5 tasks x (n / 40) = n / 2 examples,
     # plus n / 4 of each symmetric type.

@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
         "--brainstorm-rounds",
         type=int,
         default=1,
-        help="Generate: brainstorm calls per category; the 135M model returns few tasks per call (default: %(default)s).",
+        help="Generate: brainstorm calls per category; the 135M model lists few tasks per call (default: %(default)s).",
     )
     parser.add_argument(
         "--tasks-per-category",
@@ -76,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
         "--split-by",
         choices=("example_id", "task"),
         default="example_id",
-        help="Export: split by example id, or by task so held-out queries come from unseen tasks (default: %(default)s).",
+        help="Export: split by example id, or by task so that held-out queries are unseen (default: %(default)s).",
     )
     parser.add_argument(
         "--only-passed", action="store_true", help="Export: keep only rows that passed the quality checks."

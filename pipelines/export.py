@@ -12,10 +12,10 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines import options as generate_options
-from pipelines.cli import configure_logging
-from pipelines.options import ConfigError  # one error type for every command's flags
+from pipelines import cli
 from transforms import recipe
+from transforms.bigquery import BigQueryTarget
+from transforms.config import ConfigError, at_least, parse_categories
 from transforms.training.export_rows import (
     BALANCE_BY,
     FORMATS,
@@ -32,11 +32,9 @@ from transforms.training.export_rows import (
 )
 
 __all__ = [
-    "ExportOptions",
+    "COMMAND",
     "ExportConfig",
-    "ConfigError",
-    "parse_args",
-    "check_beam_flags",
+    "add_arguments",
     "to_config",
     "build_pipeline",
     "run",
@@ -46,81 +44,73 @@ __all__ = [
 _LOGGER = logging.getLogger(__name__)
 
 
-class ExportOptions:
-    """Flags of the export job. Beam's own flags (--runner, --project, ...) pass through.
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Every flag of `embedgen export`, in groups."""
+    source = parser.add_argument_group("input (exactly one)")
+    source.add_argument(
+        "--input",
+        default=None,
+        help="Output directory of `embedgen generate` (local or gs://), holding <category>/*.avro.",
+    )
+    source.add_argument(
+        "--bigquery-dataset",
+        default=None,
+        help="Read the per-category tables of a BigQuery dataset instead, as PROJECT:DATASET.",
+    )
+    source.add_argument(
+        "--categories",
+        default=None,
+        help="Comma-separated categories to export (default: every category found in the input).",
+    )
 
-    Not a PipelineOptions subclass: Beam adds the flags of every PipelineOptions subclass in the process to one
-    parser, so --categories or --bigquery-dataset declared here and in GenerateOptions would collide as soon as both
-    modules are imported (the CLI, tests, a notebook).
-    """
+    shape = parser.add_argument_group("what to export")
+    shape.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=0.1,
+        help="Share of example ids put in the validation split, chosen by a hash of the id (default: %(default)s).",
+    )
+    shape.add_argument(
+        "--split-by",
+        choices=SPLIT_BY,
+        default="example_id",
+        help="What the split hashes: example_id (default), or task, so that validation measures unseen tasks "
+        "(docs/training.md).",
+    )
+    shape.add_argument(
+        "--only-passed",
+        action="store_true",
+        help=f"Keep only rows whose {QUALITY_PASS_FIELD} is true (needs input that went through the quality checks).",
+    )
+    shape.add_argument(
+        "--balance",
+        choices=BALANCE_BY,
+        default="none",
+        help="Make every category (or language) the same size, keeping the lowest id hashes (default: %(default)s).",
+    )
+    shape.add_argument(
+        "--balance-cap",
+        type=int,
+        default=None,
+        help="Rows kept per group with --balance (default: the size of the smallest group).",
+    )
 
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        source = parser.add_argument_group("input (exactly one)")
-        source.add_argument(
-            "--input",
-            default=None,
-            help="Output directory of `embedgen generate` (local or gs://), holding <category>/*.avro.",
-        )
-        source.add_argument(
-            "--bigquery-dataset",
-            default=None,
-            help="Read the per-category tables of a BigQuery dataset instead, as project:dataset (table names: the category with '_' for '-').",
-        )
-        source.add_argument(
-            "--categories",
-            default=None,
-            help=f"Comma-separated categories to export (default: every category found in the input; allowed: {', '.join(recipe.CATEGORIES)}).",
-        )
-
-        shape = parser.add_argument_group("what to export")
-        shape.add_argument(
-            "--validation-fraction",
-            type=float,
-            default=0.1,
-            help="Share of example ids put in the validation split, chosen by a sha256 of the id, in [0, 1) (default: %(default)s).",
-        )
-        shape.add_argument(
-            "--split-by",
-            choices=SPLIT_BY,
-            default="example_id",
-            help="What the split hashes: example_id (default), or task: every example of a brainstormed task lands in "
-            "the same split, so validation measures unseen tasks (STS and bitext, which have no task, by example id).",
-        )
-        shape.add_argument(
-            "--only-passed",
-            action="store_true",
-            help=f"Keep only rows whose {QUALITY_PASS_FIELD} is true (needs input that went through the quality checks).",
-        )
-        shape.add_argument(
-            "--balance",
-            choices=BALANCE_BY,
-            default="none",
-            help="Make every category (or every language) the same size, keeping the rows of lowest id hash in each (default: %(default)s).",
-        )
-        shape.add_argument(
-            "--balance-cap",
-            type=int,
-            default=None,
-            help="Rows kept per group with --balance (default: the size of the smallest group).",
-        )
-
-        out = parser.add_argument_group("output")
-        out.add_argument(
-            "--out",
-            default=None,
-            help="Directory (local or gs://) for <split>/part-*.<format>; splits: train, validation.",
-        )
-        out.add_argument("--format", choices=FORMATS, default="jsonl", help="File format (default: %(default)s).")
-        out.add_argument(
-            "--num-shards",
-            type=int,
-            default=0,
-            help="Files per split; 0 lets the runner choose (default: %(default)s).",
-        )
-        out.add_argument(
-            "--overwrite", action="store_true", help="Delete an earlier export's files under --out before writing."
-        )
+    out = parser.add_argument_group("output")
+    out.add_argument(
+        "--out",
+        default=None,
+        help="Directory (local or gs://) for <split>/part-*.<format>; splits: train, validation.",
+    )
+    out.add_argument("--format", choices=FORMATS, default="jsonl", help="File format (default: %(default)s).")
+    out.add_argument(
+        "--num-shards",
+        type=int,
+        default=0,
+        help="Files per split; 0 lets the runner choose (default: %(default)s).",
+    )
+    out.add_argument(
+        "--overwrite", action="store_true", help="Delete an earlier export's files under --out before writing."
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,28 +127,11 @@ class ExportConfig:
     overwrite: bool
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="embedgen export",
-        description=(
-            "Turn generated examples into training rows (anchor with its instruction, positive, hard negative) "
-            "split into train and validation, as jsonl or parquet that sentence-transformers and Hugging Face "
-            "datasets load directly. A Beam pipeline: Beam's flags (--runner, --project, ...) pass through."
-        ),
-        allow_abbrev=False,
-    )
-    ExportOptions.add_arguments(parser)
-    return parser
-
-
-def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
-    """Our flags and the rest (Beam's). argparse exits 2 on a bad choice, naming the flag and the choices."""
-    return _parser().parse_known_args(argv)
-
-
-def check_beam_flags(beam_args: Sequence[str]) -> None:
-    """Refuse flags that are neither ours nor a Beam pipeline option (Beam itself only warns and drops them)."""
-    generate_options.check_beam_flags(beam_args, [o for a in _parser()._actions for o in a.option_strings], "export")
+DESCRIPTION = (
+    "Turn generated examples into training rows (anchor with its instruction, positive, hard negative) split into "
+    "train and validation, as jsonl or parquet that sentence-transformers and Hugging Face datasets load directly. "
+    "A Beam pipeline: Beam's flags (--runner, --project, ...) pass through."
+)
 
 
 def _files(pattern: str) -> list[str]:
@@ -173,17 +146,7 @@ def _avro_fields(path: str) -> set:
 
 
 def _categories(args: argparse.Namespace) -> tuple:
-    if args.categories is not None:
-        names = tuple(c.strip() for c in args.categories.split(",") if c.strip())
-        unknown = [c for c in names if c not in recipe.CATEGORIES]
-        if not names or unknown:
-            raise ConfigError(
-                f"--categories: unknown {', '.join(unknown) or '(empty)'}; allowed: {', '.join(recipe.CATEGORIES)}"
-            )
-        if len(set(names)) != len(names):
-            raise ConfigError("--categories lists a category twice")
-    else:
-        names = recipe.CATEGORIES
+    names = recipe.CATEGORIES if args.categories is None else parse_categories(args.categories)
     if args.input is None:
         return names
     found = tuple(c for c in names if _files(avro_pattern(args.input, c)))
@@ -220,8 +183,12 @@ def to_config(args: argparse.Namespace) -> ExportConfig:
         raise ConfigError(
             "give exactly one of --input (a generate output directory) and --bigquery-dataset (project:dataset)"
         )
-    if args.bigquery_dataset is not None and (":" not in args.bigquery_dataset or "." in args.bigquery_dataset):
-        raise ConfigError(f"--bigquery-dataset must look like project:dataset, got {args.bigquery_dataset!r}")
+    dataset = None
+    if args.bigquery_dataset is not None:
+        try:
+            dataset = BigQueryTarget.parse(args.bigquery_dataset, args.cloud.project).dataset_spec
+        except ValueError as err:
+            raise ConfigError(f"--bigquery-dataset: {err}") from None
     if args.out is None:
         raise ConfigError("--out is required: the directory to write train/ and validation/ into")
     if not 0.0 <= args.validation_fraction < 1.0:
@@ -229,8 +196,7 @@ def to_config(args: argparse.Namespace) -> ExportConfig:
     if args.balance_cap is not None:
         if args.balance == "none":
             raise ConfigError("--balance-cap needs --balance category or --balance language")
-        if args.balance_cap < 1:
-            raise ConfigError(f"--balance-cap must be at least 1, got {args.balance_cap}")
+        at_least("--balance-cap", args.balance_cap)
     if args.num_shards < 0:
         raise ConfigError(f"--num-shards must be 0 (runner chooses) or more, got {args.num_shards}")
     if args.input is not None and not FileSystems.exists(args.input):
@@ -247,7 +213,7 @@ def to_config(args: argparse.Namespace) -> ExportConfig:
     return ExportConfig(
         categories=categories,
         input=args.input,
-        bigquery_dataset=args.bigquery_dataset,
+        bigquery_dataset=dataset,
         spec=ExportSpec(
             only_passed=args.only_passed,
             balance=args.balance,
@@ -317,15 +283,7 @@ def format_summary(counts: dict, config: ExportConfig) -> str:
     return "\n".join(lines)
 
 
-def run(argv: Sequence[str] | None = None) -> int:
-    """Parse flags, validate, run the export, print the counts. Returns the process exit code."""
-    args, beam_args = parse_args(argv)
-    try:
-        check_beam_flags(beam_args)
-        config = to_config(args)
-    except ConfigError as err:
-        print(f"embedgen export: error: {err}", file=sys.stderr)
-        return 2
+def _execute(config: ExportConfig, beam_args) -> int:
     if config.overwrite:
         earlier = _existing_export(config.out)
         if earlier:
@@ -339,9 +297,16 @@ def run(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+COMMAND = cli.Command("export", DESCRIPTION, add_arguments, to_config, _execute)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Parse flags, validate, run the export, print the counts. Returns the process exit code."""
+    return cli.run_command(COMMAND, argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    configure_logging()
-    return run(sys.argv[1:] if argv is None else argv)
+    return cli.main_of(COMMAND, argv)
 
 
 if __name__ == "__main__":

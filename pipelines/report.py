@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import json
 import logging
 import sys
@@ -12,12 +13,24 @@ from collections.abc import Sequence
 import fastavro
 from apache_beam.io.filesystems import FileSystems
 
+from pipelines import cli
 from transforms import recipe
-from transforms.quality.checks import count_words, row_language
+from transforms.config import ConfigError
+from transforms.quality.checks import count_words, field_language
 from transforms.quality.stage import DUPLICATE, REJECTED
-from transforms.records import DEAD_LETTER
+from transforms.records import DEAD_LETTER, row_language
 
-__all__ = ["main", "read_rows", "compute_stats", "format_numbers", "histogram"]
+__all__ = [
+    "COMMAND",
+    "ReportConfig",
+    "add_arguments",
+    "to_config",
+    "main",
+    "read_rows",
+    "compute_stats",
+    "format_numbers",
+    "histogram",
+]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -52,10 +65,6 @@ def histogram(values, edges) -> dict:
     return {"edges": list(edges), "counts": counts}
 
 
-def _language_label(row: dict) -> str:
-    return recipe.get_task_type(row["category"]).language_label(row)
-
-
 def compute_stats(tables: dict) -> dict:
     """The report's numbers, all counted directly from the rows (a JSON-serializable dict)."""
     by_category, by_language, attributes, lengths = {}, {}, {}, {}
@@ -76,11 +85,11 @@ def compute_stats(tables: dict) -> dict:
             for row in rows:
                 generated += 1
                 passed += bool(row["quality_pass"])
-                languages[_language_label(row)][table] += 1
+                languages[row_language(row)][table] += 1
                 for name in values:
                     values[name][row[name]] += 1
                 for key in task_type.output_keys:
-                    n = count_words(row[key], row_language(row, task_type, key))
+                    n = count_words(row[key], field_language(row, task_type, key))
                     if n is not None:
                         words[key].append(n)
                 failures = set(row["quality_failures"])
@@ -166,40 +175,57 @@ def format_numbers(stats: dict) -> str:
     return "\n".join(lines)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="embedgen report",
-        description="Read the Avro tables of an `embedgen generate` output directory (examples, rejected, dead "
-        "letters), print the key numbers and write a self-contained HTML page with plots.",
-        allow_abbrev=False,
-    )
+DESCRIPTION = (
+    "Read the Avro tables of an `embedgen generate` output directory (examples, rejected, dead letters), print the "
+    "key numbers and write a self-contained HTML page with plots."
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportConfig:
+    """The validated settings of one report: the run's output directory and where to write."""
+
+    input: str
+    out: str
+    json: str | None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Every flag of `embedgen report`."""
     parser.add_argument("--input", required=True, help="The --output directory of a generation run (local or gs://).")
     parser.add_argument("--out", default=None, help="HTML file to write (default: <input>/report.html).")
     parser.add_argument("--json", default=None, help="Also write the numbers as JSON to this file.")
-    return parser
+
+
+def to_config(args: argparse.Namespace) -> ReportConfig:
+    """Validate parsed flags; ConfigError names the flag."""
+    if not FileSystems.exists(args.input):
+        raise ConfigError(f"--input {args.input} does not exist")
+    return ReportConfig(args.input, args.out or FileSystems.join(args.input, "report.html"), args.json)
+
+
+def _execute(config: ReportConfig, beam_args=()) -> int:
+    from pipelines.report_html import render
+
+    stats = compute_stats(read_rows(config.input))
+    if not stats["rows_generated"] and not stats["dead_letters"]:
+        raise ConfigError(f"--input {config.input} holds no embedgen Avro tables")
+    with FileSystems.create(config.out) as handle:
+        handle.write(render(stats, config.input).encode("utf-8"))
+    if config.json:
+        with FileSystems.create(config.json) as handle:
+            handle.write(json.dumps(stats, indent=1).encode("utf-8"))
+    print(f"embedgen report: {config.input}")
+    print(format_numbers(stats))
+    print(f"report: {config.out}")
+    return 0
+
+
+COMMAND = cli.Command("report", DESCRIPTION, add_arguments, to_config, _execute, beam=False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from pipelines.report_html import render
-
-    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
-    if not FileSystems.exists(args.input):
-        print(f"embedgen report: error: --input {args.input} does not exist", file=sys.stderr)
-        return 2
-    stats = compute_stats(read_rows(args.input))
-    if not stats["rows_generated"] and not stats["dead_letters"]:
-        print(f"embedgen report: error: --input {args.input} holds no embedgen Avro tables", file=sys.stderr)
-        return 2
-    out = args.out or FileSystems.join(args.input, "report.html")
-    with FileSystems.create(out) as handle:
-        handle.write(render(stats, args.input).encode("utf-8"))
-    if args.json:
-        with FileSystems.create(args.json) as handle:
-            handle.write(json.dumps(stats, indent=1).encode("utf-8"))
-    print(f"embedgen report: {args.input}")
-    print(format_numbers(stats))
-    print(f"report: {out}")
-    return 0
+    return cli.main_of(COMMAND, argv)
 
 
 if __name__ == "__main__":

@@ -115,7 +115,7 @@ def _categories(s: dict) -> str:
         + "</table>"
         for c, langs in s["by_language"].items()
     )
-    return f'{table}<div class="grid">{per_category}{per_language}</div><details><summary>rows per category and language</summary>{detail}</details>'
+    return f'{table}<div class="grid">{per_category}{per_language}</div><details><summary>rows per category and language</summary>{detail}</details>'  # noqa: E501
 
 
 def _check_table(checks: dict) -> str:
@@ -144,7 +144,7 @@ def _checks(s: dict) -> str:
         if checks
     )
     legend = (
-        '<p class="note">language: text not in the requested language; echo: text is a prompt field name; length: word count outside what was '
+        '<p class="note">language: text not in the requested language; echo: text is a prompt field name; length: word count outside what was '  # noqa: E501
         "asked (num_words, query_length, unit, prompt wording); copied: first text found verbatim in the second; "
         "same: two texts that must differ do not; "
         "duplicate: near-duplicate of an earlier example; negative_beats_positive: the embedding model ranks the "

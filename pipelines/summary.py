@@ -1,13 +1,13 @@
-"""The end-of-run summary, read from Beam metrics: rows by category and language, dead letters, tokens, time."""
+"""The end-of-run summary, read from Beam metrics: rows per category and language, dead letters, tokens, quality."""
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 
-from apache_beam.metrics.metric import MetricsFilter
-
+from transforms import metrics
 from transforms.mix import size_plan
+from transforms.quality.contamination import CHECK_NAME as CONTAMINATION
+from transforms.sinks import REJECTED
 
 __all__ = ["RunReport", "from_metrics", "format_summary"]
 
@@ -29,6 +29,9 @@ class RunReport:
     journal_reused: int
     model_seconds: float
     wall_seconds: float
+    quality: dict = dataclasses.field(default_factory=dict)  # quality family -> {key: count}
+    output: str | None = None  # --output, named in the quality lines
+    batch_jobs: str | None = None  # the batch prediction jobs of a --vertex-batch run
     replies_at_cap: int = 0  # replies that stopped at their completion-token cap
     target_shares: dict = dataclasses.field(default_factory=dict)  # category -> share asked for (--mix)
     target_total: int | None = None  # --examples
@@ -45,57 +48,69 @@ class RunReport:
         return sorted(set(self.requested) | set(self.written) | {c for _, c, _ in self.dead})
 
 
-def _value(result) -> int:
-    value = result.committed if result.committed is not None else result.attempted
-    return value or 0
-
-
 def from_metrics(pipeline_result, config, wall_seconds: float) -> RunReport:
     """Read the run's counters (committed values where the runner reports them)."""
-    query = pipeline_result.metrics().query(MetricsFilter())
-    counters = collections.Counter()
-    for result in query["counters"]:
-        if result.key.metric.namespace == "embedgen":
-            counters[result.key.metric.name] += _value(result)
-    model_micros = 0
-    for result in query["distributions"]:
-        if result.key.metric.name == "inference_batch_latency_micro_secs":
-            value = result.committed if result.committed is not None else result.attempted
-            model_micros += value.sum if value else 0
-    requested, written, skipped, dead, by_language = {}, {}, {}, {}, {}
-    for name, value in counters.items():
-        parts = name.split("/")
-        if parts[0] == "requested":
-            requested[parts[1]] = value
-        elif parts[0] == "written":
-            written[parts[1]] = value
-        elif parts[0] == "skipped":
-            skipped[parts[1]] = value
-        elif parts[0] == "dead_letter":
-            dead[(parts[1], parts[2], parts[3])] = value
-        elif parts[0] == "rows_by_language":
-            by_language[(parts[1], parts[2])] = value
+    counters = metrics.read(pipeline_result)
+    families = {
+        metrics.REQUESTED: {},
+        metrics.WRITTEN: {},
+        metrics.SKIPPED: {},
+        metrics.DEAD_LETTER: {},
+        metrics.ROWS_BY_LANGUAGE: {},
+    }
+    for counter_name, value in counters.items():
+        for family, found in families.items():
+            keys = metrics.parse(counter_name, family)
+            if keys is not None:
+                found[keys if len(keys) > 1 else keys[0]] = value
+    quality = {}
+    for family in (
+        metrics.BRAINSTORM_CONTAMINATED,
+        metrics.BRAINSTORM_CONTAMINATED_REMOVED,
+        metrics.QUALITY_CHECKED,
+        metrics.QUALITY_DUPLICATES,
+        metrics.QUALITY_FLAGGED,
+        metrics.QUALITY_REJECTED,
+        metrics.QUALITY_FAILED,
+    ):
+        quality[family] = {
+            keys[0]: value
+            for counter_name, value in counters.items()
+            if (keys := metrics.parse(counter_name, family)) is not None
+        }
     return RunReport(
-        requested=requested,
-        written=written,
-        skipped=skipped,
-        dead=dead,
-        rows_by_language=by_language,
+        requested=families[metrics.REQUESTED],
+        written=families[metrics.WRITTEN],
+        skipped=families[metrics.SKIPPED],
+        dead=families[metrics.DEAD_LETTER],
+        rows_by_language=families[metrics.ROWS_BY_LANGUAGE],
         brainstorm_calls=sum(n for _, n in size_plan(config).rounds),
-        tasks_returned=counters["brainstorm/tasks_returned"],
-        parse_retries=counters["parse_retries"],
+        tasks_returned=counters[metrics.BRAINSTORM_TASKS_RETURNED],
+        parse_retries=counters[metrics.PARSE_RETRIES],
         tokens={
-            k: counters[f"tokens/{k}"]
+            k: counters[metrics.name(metrics.TOKENS, k)]
             for k in ("prompt", "completion", "brainstorm", "replies_prompt", "replies_completion")
         },
-        replies=counters["replies"],
-        journal_reused=counters["journal/reused"],
-        model_seconds=model_micros / 1e6,
+        replies=counters[metrics.REPLIES],
+        journal_reused=counters[metrics.JOURNAL_REUSED],
+        model_seconds=metrics.model_seconds(pipeline_result),
         wall_seconds=wall_seconds,
-        replies_at_cap=counters["replies_at_cap"],
+        quality=quality,
+        output=config.output,
+        batch_jobs=_batch_jobs(config),
+        replies_at_cap=counters[metrics.REPLIES_AT_CAP],
         target_shares=dict(size_plan(config).target),
         target_total=size_plan(config).total,
     )
+
+
+def _batch_jobs(config) -> str | None:
+    """The batch prediction jobs of a --vertex-batch run, as recorded in its journal."""
+    if getattr(config.model.settings, "batch", None) is None:
+        return None
+    from transforms.models.gemini_batch import format_jobs, read_job_records
+
+    return format_jobs(read_job_records(config.output))
 
 
 def format_summary(report: RunReport) -> str:
@@ -150,4 +165,33 @@ def format_summary(report: RunReport) -> str:
         f"completion tokens kept in written rows: {kept}; replies that hit their token cap: {report.replies_at_cap}"
     )
     lines.append(f"time: {report.wall_seconds:.1f} s wall, {report.model_seconds:.1f} s in model calls")
+    lines += _quality_lines(report)
+    if report.batch_jobs is not None:
+        lines.append(report.batch_jobs)
     return "\n".join(lines)
+
+
+def _quality_lines(report: RunReport) -> list[str]:
+    """What the quality stage did, from the ``quality/...`` and contamination counters."""
+
+    def total(family):
+        return sum(report.quality.get(family, {}).values())
+
+    checked = total(metrics.QUALITY_CHECKED)
+    flagged, removed = total(metrics.BRAINSTORM_CONTAMINATED), total(metrics.BRAINSTORM_CONTAMINATED_REMOVED)
+    contamination = (
+        f"contamination: {flagged} brainstormed task(s) nearly restate an evaluation-set instruction; "
+        f"{removed} removed, {flagged - removed} kept (their rows fail the {CONTAMINATION} check)"
+    )
+    if not checked:
+        return ["quality: no rows checked", contamination]
+    lines = [
+        f"quality: {checked} row(s) checked; {total(metrics.QUALITY_DUPLICATES)} duplicate(s) removed, "
+        f"{total(metrics.QUALITY_FLAGGED)} kept with failed checks, {total(metrics.QUALITY_REJECTED)} rejected"
+        + (f" (see {report.output}/{REJECTED}/)" if report.output else ""),
+    ]
+    failed = sorted(report.quality.get(metrics.QUALITY_FAILED, {}).items())
+    if failed:
+        lines.append("failed checks: " + ", ".join(f"{name} {n}" for name, n in failed))
+    lines.append(contamination)
+    return lines

@@ -1,4 +1,4 @@
-"""The training job: `embedgen train` / `python -m pipelines.train` (fine-tune a small embedding model on exported rows)."""
+"""The training job: `embedgen train` / `python -m pipelines.train` (fine-tune an embedding model on exported rows)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,18 @@ import sys
 import time
 from collections.abc import Sequence
 
-from pipelines.cli import configure_logging
-from transforms.config import ConfigError
+from pipelines import cli
+from transforms.config import ConfigError, at_least
 from transforms.training.export_rows import balance_rank
-from transforms.training.trainer import DEFAULT_BASE_MODEL, PACKAGED_MODELS, TrainSettings, resolve_base_model, split_files
+from transforms.training.trainer import (
+    DEFAULT_BASE_MODEL,
+    PACKAGED_MODELS,
+    TrainSettings,
+    resolve_base_model,
+    split_files,
+)
 
-__all__ = ["TrainConfig", "ConfigError", "parse_args", "to_config", "run", "main", "format_metrics", "RESULTS_FILE"]
+__all__ = ["COMMAND", "TrainConfig", "add_arguments", "to_config", "run", "main", "format_metrics", "RESULTS_FILE"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -39,16 +45,15 @@ class TrainConfig:
     threads: int | None
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="embedgen train",
-        description=(
-            "Fine-tune a small sentence-transformers embedding model on the train split of `embedgen export` "
-            "(MultipleNegativesRankingLoss: in-batch and hard negatives) on CPU, and measure retrieval on the "
-            "validation split before and after (recall@1, MRR@10, nDCG@10). Nothing is fetched from a model hub."
-        ),
-        allow_abbrev=False,
-    )
+DESCRIPTION = (
+    "Fine-tune a small sentence-transformers embedding model on the train split of `embedgen export` "
+    "(MultipleNegativesRankingLoss: in-batch and hard negatives) on CPU, and measure retrieval on the "
+    "validation split before and after (recall@1, MRR@10, nDCG@10). Nothing is fetched from a model hub."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Every flag of `embedgen train`; the hyper-parameters' defaults are TrainSettings'."""
     parser.add_argument(
         "--data",
         required=True,
@@ -57,26 +62,35 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--base-model",
         default=DEFAULT_BASE_MODEL,
-        help=f"A packaged model ({', '.join(PACKAGED_MODELS)}) or a local sentence-transformers model directory (default: %(default)s).",
+        help=f"A packaged model ({', '.join(PACKAGED_MODELS)}) or a sentence-transformers model directory "
+        "(default: %(default)s).",
     )
     parser.add_argument(
         "--out", required=True, help="Directory for the fine-tuned model and its metrics (embedgen_train.json)."
     )
     parser.add_argument("--overwrite", action="store_true", help="Write into --out even if it is not empty.")
     parser.add_argument(
-        "--epochs", type=float, default=1.0, help="Passes over the training rows (default: %(default)s)."
+        "--epochs",
+        type=float,
+        default=TrainSettings.epochs,
+        help="Passes over the training rows (default: %(default)s).",
     )
     parser.add_argument(
         "--batch-size",
         type=int,
-        default=16,
+        default=TrainSettings.batch_size,
         help="Rows per batch; every other row of a batch is an in-batch negative (default: %(default)s).",
     )
-    parser.add_argument("--learning-rate", type=float, default=5e-5, help="Peak learning rate (default: %(default)s).")
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=TrainSettings.learning_rate,
+        help="Peak learning rate (default: %(default)s).",
+    )
     parser.add_argument(
         "--warmup-fraction",
         type=float,
-        default=0.1,
+        default=TrainSettings.warmup_fraction,
         help="Share of the steps spent warming the learning rate up, in [0, 1) (default: %(default)s).",
     )
     parser.add_argument(
@@ -107,20 +121,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--seed",
         type=int,
-        default=42,
+        default=TrainSettings.seed,
         help="Seed of the trainer's shuffling and initialisation (default: %(default)s).",
     )
-    return parser
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    """Parsed flags; argparse exits 2 on an unknown flag or a missing required one."""
-    return _parser().parse_args(argv)
 
 
 def _at_least(flag: str, value, minimum) -> None:
-    if value is not None and value < minimum:
-        raise ConfigError(f"{flag} must be at least {minimum}, got {value}")
+    if value is not None:
+        at_least(flag, value, minimum)
 
 
 def to_config(args: argparse.Namespace) -> TrainConfig:
@@ -199,14 +207,7 @@ def _set_offline() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def run(argv: Sequence[str] | None = None) -> int:
-    """Parse flags, validate, evaluate, fine-tune, evaluate again, save. Returns the process exit code."""
-    args = parse_args(argv)
-    try:
-        config = to_config(args)
-    except ConfigError as err:
-        print(f"embedgen train: error: {err}", file=sys.stderr)
-        return 2
+def _execute(config: TrainConfig, beam_args=()) -> int:
     _set_offline()
     import tempfile
 
@@ -222,8 +223,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     validation_rows = read_split(config.data, "validation")
     if not train_rows or not validation_rows:
         empty = "train" if not train_rows else "validation"
-        print(f"embedgen train: error: --data {config.data}: the {empty} split has no rows", file=sys.stderr)
-        return 2
+        raise ConfigError(f"--data {config.data}: the {empty} split has no rows")
     if config.max_train_rows is not None and len(train_rows) > config.max_train_rows:
         train_rows = sorted(train_rows, key=lambda r: balance_rank(r["example_id"]))[: config.max_train_rows]
     model = SentenceTransformer(config.base_model_path, device="cpu")
@@ -258,9 +258,16 @@ def run(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+COMMAND = cli.Command("train", DESCRIPTION, add_arguments, to_config, _execute, beam=False)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Parse flags, validate, evaluate, fine-tune, evaluate again, save. Returns the process exit code."""
+    return cli.run_command(COMMAND, argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    configure_logging()
-    return run(sys.argv[1:] if argv is None else argv)
+    return cli.main_of(COMMAND, argv)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import generate
 from pipelines.options import parse_args, to_config
-from tests.fakes import FakeHandler
-from tests.helpers import read_table
+from tests.support.fakes import FakeHandler
+from tests.support.helpers import read_table
 from transforms import recipe
 from transforms.bigquery import BigQueryTarget, table_name
 from transforms.records import DEAD_LETTER, avro_schema, bigquery_schema, dead_letter_fields, example_fields

@@ -80,7 +80,7 @@ def test_render_sets_the_cap_and_the_backend_bounds_it():
     request = render(_sts(), run_seed=1)
     assert request.max_tokens == token_budget_for(_sts())
     assert token_budget(request, 100) == 100 and token_budget(request, 8192) == request.max_tokens
-    assert render(_sts(), 1, BudgetSpec(enabled=False)).max_tokens == 0
+    assert render(_sts(), 1, budget=BudgetSpec(enabled=False)).max_tokens == 0
     assert token_budget(PromptRequest(*request[:-1], max_tokens=0), 777) == 777
 
 

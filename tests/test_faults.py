@@ -11,8 +11,8 @@ import logging
 import pytest
 
 from pipelines import generate
-from tests.helpers import read_all
-from tests.standins import Fault, StandIn
+from tests.support.helpers import read_all
+from tests.support.standins import Fault, StandIn
 from transforms import recipe
 
 SYMMETRIC = ["--categories", "monolingual-triplet,bitext-retrieval", "--examples-per-symmetric-type", "15"]

@@ -6,8 +6,8 @@ import fastavro
 import pytest
 
 from pipelines import generate
-from tests.fakes import FakeHandler, valid_reply
-from tests.helpers import read_all, read_table
+from tests.support.fakes import FakeHandler, valid_reply
+from tests.support.helpers import read_all, read_table
 from transforms import recipe
 from transforms.elements import STAGE_BRAINSTORM, Completion
 from transforms.records import avro_schema, example_fields

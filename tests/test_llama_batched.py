@@ -95,9 +95,9 @@ def test_batches_hold_at_least_the_parallel_sequences():
 
 
 def test_flag_reaches_the_handler_and_defaults_to_one():
-    assert to_config(parse_args([])[0]).llama_parallel_sequences == 1
+    assert to_config(parse_args([])[0]).model.settings.parallel_sequences == 1
     config = to_config(parse_args(["--llama-parallel-sequences", "4"])[0])
-    assert config.llama_parallel_sequences == 4
+    assert config.model.settings.parallel_sequences == 4
     handler = make_handler(config)  # builds the handler; the model is loaded on the worker only
     assert handler.batch_elements_kwargs()["min_batch_size"] == 4
 

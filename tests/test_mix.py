@@ -7,7 +7,7 @@ import pytest
 
 from pipelines import generate
 from pipelines.options import parse_args, to_config
-from tests.fakes import FakeHandler
+from tests.support.fakes import FakeHandler
 from transforms.elements import STAGE_BRAINSTORM
 from transforms.mix import PAPER_MIX, SizePlan
 
@@ -82,7 +82,7 @@ def _many_tasks(request):
         return json.dumps(
             [f"Given need {element.element_id[:10]}-{i} of {element.category}, find it." for i in range(20)]
         )
-    from tests.fakes import valid_reply
+    from tests.support.fakes import valid_reply
 
     return valid_reply(request)
 

@@ -5,19 +5,13 @@ import json
 import pytest
 
 from pipelines import generate
-from tests.helpers import read_table
-from tests.standins import Fault, FaultCycle, StandIn
+from tests.support.helpers import read_table
+from tests.support.standins import Fault, FaultCycle, StandIn
 from transforms import recipe
 from transforms.elements import Element
 from transforms.models.gemini import FLEX_HEADER, GeminiHandler, GeminiSettings, gemini_schema
 from transforms.models.remote import RemoteSettings
 from transforms.render import render
-
-
-@pytest.fixture
-def standin():
-    with StandIn() as server:
-        yield server
 
 
 @pytest.fixture
@@ -142,7 +136,7 @@ def test_pipeline_recovers_429_and_500_reasks_bad_json_and_dead_letters_400(adc,
         (["--project", "my-project"], {}, ["--region", "GOOGLE_CLOUD_LOCATION"]),
         (["--project", "my-project", "--region", "us-central1", "--vertex-flex"], {}, ["--vertex-flex", "global"]),
         (["--region", "us-central1"], {"adc_project": None}, ["--project", "GOOGLE_CLOUD_PROJECT"]),
-        (["--project", "my-project", "--region", "us-central1"], {"adc": "missing"}, ["Application Default Credentials", "gcloud auth application-default login"]),
+        (["--project", "my-project", "--region", "us-central1"], {"adc": "missing"}, ["Application Default Credentials", "gcloud auth application-default login"]),  # noqa: E501
         (["--project", "my-project", "--region", "us-central1"], {"adc": "no-token"}, ["access token"]),
         (["--project", "my-project", "--region", "us-central1", "--thinking-budget", "-1"], {}, ["--thinking-budget"]),
     ],

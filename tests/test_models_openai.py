@@ -5,17 +5,11 @@ import json
 import pytest
 
 from pipelines import generate
-from tests.helpers import prompt_requests, read_table
-from tests.standins import FaultCycle, StandIn
+from tests.support.helpers import prompt_requests, read_table
+from tests.support.standins import FaultCycle
 from transforms import recipe
 from transforms.models.openai_compat import OpenAICompatHandler, OpenAISettings, openai_schema, response_format
 from transforms.models.remote import RemoteSettings
-
-
-@pytest.fixture
-def standin():
-    with StandIn() as server:
-        yield server
 
 
 def _requests(n, category="text-matching-long"):

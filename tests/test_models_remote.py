@@ -9,8 +9,8 @@ from apache_beam.ml.inference.base import RunInference
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.utils import retry
 
-from tests.helpers import prompt_requests
-from tests.standins import Fault, StandIn, reply_for_schema
+from tests.support.helpers import prompt_requests
+from tests.support.standins import Fault, StandIn, reply_for_schema
 from transforms.models import remote
 from transforms.models.openai_compat import OpenAICompatHandler, OpenAISettings
 from transforms.models.remote import RemoteSettings, strip_schema

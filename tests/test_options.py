@@ -6,7 +6,7 @@ import pytest
 
 from pipelines import generate
 from pipelines.options import parse_args, to_config
-from tests.fakes import FakeHandler
+from tests.support.fakes import FakeHandler
 from transforms import recipe
 
 
@@ -83,7 +83,9 @@ def test_defaults_are_valid_and_cover_every_category():
     args, beam_args = parse_args([])
     config = to_config(args)
     assert config.categories == recipe.CATEGORIES
-    assert config.model_path.endswith(".gguf") and os.path.isfile(config.model_path)
+    assert config.model.backend == "embedded"
+    model_path = config.model.settings.model_path
+    assert model_path.endswith(".gguf") and os.path.isfile(model_path)
     assert beam_args == []
 
 

@@ -4,19 +4,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.quality_rows import CLEAN, make_row
+from tests.support.quality_rows import CLEAN, make_row
 from transforms import recipe
 from transforms.quality.checks import CheckSettings, check_names, check_row, count_words, length_bounds
-from transforms.quality.langid import LanguageDetector, all_codes_covered, detector_labels, expected_scripts
+from transforms.quality.langid import all_codes_covered, detector_labels, expected_scripts
 
 SETTINGS = CheckSettings()
 ENGLISH_DOC = make_row("retrieval-en")["positive_document"]
 SWAHILI = make_row("matching-short-sw")["input"]
-
-
-@pytest.fixture(scope="module")
-def detector():
-    return LanguageDetector()
 
 
 def _failures(row, detector):

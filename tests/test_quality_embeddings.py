@@ -8,7 +8,7 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import BeamAssertException, assert_that
 
-from tests.quality_rows import make_row
+from tests.support.quality_rows import make_row
 from transforms.quality import embeddings
 from transforms.quality.embeddings import EmbeddingChecks, SentenceEmbeddingHandler, resolve_model_path
 from transforms.quality.stage import CheckQuality, QualityConfig
@@ -16,12 +16,12 @@ from transforms.quality.stage import CheckQuality, QualityConfig
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 TOPICS = [
-    ("how do vaccines train the immune system", "Vaccines expose the immune system to a harmless piece of a germ so that it learns to make antibodies and memory cells.", "Vaccine fridges keep doses between two and eight degrees during transport to rural clinics."),
-    ("why is the sky blue during the day", "Sunlight scatters off air molecules, and short blue wavelengths scatter far more than red ones, so the sky looks blue.", "The sky turns red and orange at sunset when clouds reflect the low sun over the horizon."),
-    ("how do bees make honey from nectar", "Bees swallow nectar, add enzymes that break its sugars down, and fan it in the comb until the water evaporates into honey.", "Honey is sold in jars and squeeze bottles and keeps for years in a dry kitchen cupboard."),
-    ("what causes ocean tides on earth", "Tides rise and fall because the moon's gravity pulls the oceans toward it, with a smaller pull from the sun.", "Surfers check the ocean forecast for wave height and wind before paddling out at dawn."),
-    ("how does a refrigerator keep food cold", "A refrigerator pumps refrigerant that absorbs heat inside the cabinet as it evaporates and releases it outside as it condenses.", "Leftover food should be covered and eaten within three days of being put in the refrigerator."),
-    ("why do leaves change color in autumn", "In autumn trees stop making chlorophyll, so the green fades and yellow and orange pigments in the leaves show through.", "Autumn festivals in the countryside celebrate the harvest with music, cider and pumpkin carving."),
+    ("how do vaccines train the immune system", "Vaccines expose the immune system to a harmless piece of a germ so that it learns to make antibodies and memory cells.", "Vaccine fridges keep doses between two and eight degrees during transport to rural clinics."),  # noqa: E501
+    ("why is the sky blue during the day", "Sunlight scatters off air molecules, and short blue wavelengths scatter far more than red ones, so the sky looks blue.", "The sky turns red and orange at sunset when clouds reflect the low sun over the horizon."),  # noqa: E501
+    ("how do bees make honey from nectar", "Bees swallow nectar, add enzymes that break its sugars down, and fan it in the comb until the water evaporates into honey.", "Honey is sold in jars and squeeze bottles and keeps for years in a dry kitchen cupboard."),  # noqa: E501
+    ("what causes ocean tides on earth", "Tides rise and fall because the moon's gravity pulls the oceans toward it, with a smaller pull from the sun.", "Surfers check the ocean forecast for wave height and wind before paddling out at dawn."),  # noqa: E501
+    ("how does a refrigerator keep food cold", "A refrigerator pumps refrigerant that absorbs heat inside the cabinet as it evaporates and releases it outside as it condenses.", "Leftover food should be covered and eaten within three days of being put in the refrigerator."),  # noqa: E501
+    ("why do leaves change color in autumn", "In autumn trees stop making chlorophyll, so the green fades and yellow and orange pigments in the leaves show through.", "Autumn festivals in the countryside celebrate the harvest with music, cider and pumpkin carving."),  # noqa: E501
 ]  # fmt: skip
 
 

@@ -10,14 +10,15 @@ import subprocess
 import pytest
 
 from pipelines import generate, report
-from tests.fakes import FakeHandler, valid_reply
-from tests.helpers import read_table
+from tests.support.fakes import FakeHandler, valid_reply
+from tests.support.helpers import read_table
 from transforms import recipe
 from transforms.elements import STAGE_BRAINSTORM
 
+# Near-duplicates of each other, not of an evaluation-set instruction (those the contamination check removes).
 CLAIM_TASKS = (
-    "Given a scientific claim, retrieve documents that support or refute it",
-    "Given a scientific claim, retrieve documents that support or refute the claim.",
+    "Given a recipe name, retrieve cooking blogs that explain how to prepare it",
+    "Given a recipe name, retrieve cooking blogs that explain how to prepare the dish.",
 )
 OTHER_TASKS = (
     "Given a medical question, retrieve relevant research papers",
@@ -26,7 +27,7 @@ OTHER_TASKS = (
 COPIED = json.dumps(
     {
         "user_query": "why do cats purr when they are happy",
-        "positive_document": "Cats purr by vibrating muscles in the larynx. Why do cats purr when they are happy? Mostly to signal comfort.",
+        "positive_document": "Cats purr by vibrating muscles in the larynx. Why do cats purr when they are happy? Mostly to signal comfort.",  # noqa: E501
         "hard_negative_document": "Dogs wag their tails in many situations, not only when they are happy.",
     }
 )

@@ -8,8 +8,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import generate
 from pipelines.options import parse_args, to_config
-from tests.fakes import FakeHandler, valid_reply
-from tests.helpers import read_all
+from tests.support.fakes import FakeHandler, valid_reply
+from tests.support.helpers import read_all
 from transforms import recipe
 from transforms.resume import journal_key
 

@@ -1,4 +1,4 @@
-"""A seventh task type is one declaration plus its templates: a toy type run through the whole graph on the fake model."""
+"""A seventh task type is one declaration plus its templates: a toy type through the whole graph on the fake model."""
 
 import contextlib
 import json
@@ -6,8 +6,8 @@ import json
 import pytest
 
 from pipelines import generate
-from tests.fakes import FakeHandler
-from tests.helpers import read_table
+from tests.support.fakes import FakeHandler
+from tests.support.helpers import read_table
 from transforms import recipe
 from transforms import render as prompts
 from transforms.elements import STAGE_BRAINSTORM, Element

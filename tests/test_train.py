@@ -7,8 +7,14 @@ import os
 import pytest
 
 from pipelines import export, generate, train
-from tests.fakes import FakeHandler
-from transforms.training.trainer import DEFAULT_BASE_MODEL, build_corpus, read_split, resolve_base_model, retrieval_metrics
+from tests.support.fakes import FakeHandler
+from transforms.training.trainer import (
+    DEFAULT_BASE_MODEL,
+    build_corpus,
+    read_split,
+    resolve_base_model,
+    retrieval_metrics,
+)
 
 
 def test_metrics_of_known_rankings():

@@ -9,7 +9,14 @@ import re
 import apache_beam as beam
 
 from transforms import recipe
-from transforms.records import DEAD_LETTER, bigquery_schema, dead_letter_fields, dead_letter_row, example_fields
+from transforms.records import (
+    DEAD_LETTER,
+    bigquery_schema,
+    dead_letter_fields,
+    dead_letter_row,
+    example_fields,
+    table_name,
+)
 
 __all__ = ["BigQueryTarget", "WriteExamplesToBigQuery", "WriteDeadLettersToBigQuery", "table_name"]
 
@@ -17,11 +24,6 @@ _LOGGER = logging.getLogger(__name__)
 
 _PROJECT = re.compile(r"^(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")  # optional domain, 6-30 characters
 _DATASET = re.compile(r"^\w{1,1024}$")
-
-
-def table_name(name: str) -> str:
-    """The BigQuery table of a category or of the dead letters: ``text-retrieval`` -> ``text_retrieval``."""
-    return name.replace("-", "_")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,9 +54,14 @@ class BigQueryTarget:
             raise ValueError(f"{dataset!r} is not a dataset name (letters, digits and underscores)")
         return cls(project, dataset, run_date, overwrite)
 
+    @property
+    def dataset_spec(self) -> str:
+        """``PROJECT:DATASET``."""
+        return f"{self.project}:{self.dataset}"
+
     def table(self, name: str) -> str:
         """The table spec of a category or dead_letter, with the day's partition decorator when partitioned."""
-        spec = f"{self.project}:{self.dataset}.{table_name(name)}"
+        spec = f"{self.dataset_spec}.{table_name(name)}"
         return spec + "$" + self.run_date.replace("-", "") if self.run_date else spec
 
     @property

@@ -8,10 +8,11 @@ import re
 from collections.abc import Mapping
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 
+from transforms import metrics
 from transforms.elements import STAGE_BRAINSTORM, Element, stable_id
-from transforms.inference import CallModel
+from transforms.inference import CallModel, ModelCalls
+from transforms.quality.contamination import CheckContamination, ContaminationSettings
 from transforms.quality.dedup import DedupItem, SplitNearDuplicates
 from transforms.render import RenderPrompts
 from transforms.resume import DropFinished
@@ -49,8 +50,8 @@ def normalize_task(task: str) -> str:
 
 def _flatten(parsed):
     request, completion, tasks = parsed
-    Metrics.counter("embedgen", "brainstorm/tasks_returned").inc(len(tasks))
-    Metrics.counter("embedgen", "tokens/brainstorm").inc(completion.prompt_tokens + completion.completion_tokens)
+    metrics.inc(metrics.BRAINSTORM_TASKS_RETURNED, n=len(tasks))
+    metrics.inc(metrics.TOKENS, "brainstorm", n=completion.prompt_tokens + completion.completion_tokens)
     for task in tasks:
         yield (request.element.category, normalize_task(task)), task
 
@@ -115,56 +116,71 @@ class DropNearDuplicateTasks(beam.PTransform):
             pairs
             | "ToDedupItems" >> beam.Map(lambda pair: DedupItem(rank(pair), pair[0], pair[1], pair))
             | "SplitNearDuplicates"
-            >> SplitNearDuplicates(self._threshold, ngram=2, counter="brainstorm/near_duplicates")
+            >> SplitNearDuplicates(self._threshold, ngram=2, counter=metrics.BRAINSTORM_NEAR_DUPLICATES)
         )
         return split["kept"]
 
 
 class BrainstormTasks(beam.PTransform):
-    """PBegin -> (tasks as (category, task) pairs, brainstorm dead letters)."""
+    """PBegin -> (tasks as (category, task) pairs, brainstorm dead letters).
+
+    Args:
+        categories: The brainstormed categories.
+        rounds: Brainstorm calls per category (an int, or a per-category mapping).
+        cap: Tasks kept per category (an int, or a per-category mapping).
+        calls: What the model calls need (ModelCalls).
+        finished: Ids an earlier run finished (``--resume``), or None.
+        near_dup_threshold: Word-bigram Jaccard at which two tasks of a category are near-duplicates.
+        templates: The template choice (--template), or None for the default draw.
+        contamination: Settings of the evaluation-instruction check (default: its defaults).
+        remove_contaminated: Remove contaminated tasks before the cap (else they are flagged after it).
+        budget: How the brainstorm requests' token caps are sized (transforms/budget.py), or None for the default.
+    """
 
     def __init__(
         self,
         categories,
         rounds: int,
         cap: int,
-        run_seed: int,
-        handler,
-        max_retries: int,
-        journal=None,
-        logged=None,
+        calls: ModelCalls,
         finished=None,
         near_dup_threshold: float = 0.7,
+        templates=None,
+        contamination: ContaminationSettings | None = None,
+        remove_contaminated: bool = False,
         budget=None,
     ):
         super().__init__()
         self._budget = budget
-        self._near_dup_threshold = near_dup_threshold
-        self._journal = journal
-        self._logged = logged
-        self._finished = finished
+        self._templates = templates
+        self._contamination = contamination or ContaminationSettings()
+        self._remove_contaminated = remove_contaminated
         self._categories = tuple(categories)
         self._rounds = rounds
         self._cap = cap
-        self._run_seed = run_seed
-        self._handler = handler
-        self._max_retries = max_retries
+        self._calls = calls
+        self._finished = finished
+        self._near_dup_threshold = near_dup_threshold
 
     def expand(self, pbegin):
+        seed = self._calls.run_seed
         calls = pbegin | "CreateBrainstormCalls" >> beam.Create(
-            brainstorm_elements(self._categories, self._rounds, self._run_seed)
+            brainstorm_elements(self._categories, self._rounds, seed)
         )
         if self._finished is not None:  # --resume: a call dead-lettered by the earlier run stays dead-lettered
             calls = calls | "DropFinished" >> DropFinished(self._finished)
-        requests = calls | "RenderBrainstormPrompts" >> RenderPrompts(self._run_seed, self._budget)
-        parsed, dead = requests | "AskForTasks" >> CallModel(
-            self._handler, self._run_seed, self._max_retries, self._journal, self._logged
-        )
+        requests = calls | "RenderBrainstormPrompts" >> RenderPrompts(seed, self._templates, self._budget)
+        parsed, dead = requests | "AskForTasks" >> CallModel(self._calls)
         tasks = (
             parsed
             | "OneTaskPerElement" >> beam.FlatMap(_flatten)
             | "DedupTasks" >> DedupTasks()
-            | "DropNearDuplicateTasks" >> DropNearDuplicateTasks(self._near_dup_threshold, self._run_seed)
-            | "CapPerCategory" >> CapPerCategory(self._cap, self._run_seed)
+            | "DropNearDuplicateTasks" >> DropNearDuplicateTasks(self._near_dup_threshold, seed)
         )
+        # Removed before the cap, so other tasks take their places; flagged after it, so only kept tasks count.
+        if self._remove_contaminated:
+            tasks = tasks | "RemoveContaminatedTasks" >> CheckContamination(self._contamination, remove=True)
+        tasks = tasks | "CapPerCategory" >> CapPerCategory(self._cap, seed)
+        if not self._remove_contaminated:
+            tasks = tasks | "FlagContaminatedTasks" >> CheckContamination(self._contamination, remove=False)
         return tasks, dead

@@ -8,9 +8,8 @@ import re
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 
-from transforms import recipe
+from transforms import metrics, recipe
 from transforms.elements import STAGE_BRAINSTORM, Completion, DeadLetter, PromptRequest, derive_seed
 
 __all__ = [
@@ -233,17 +232,17 @@ class _ParseDoFn(beam.DoFn):
 
     def setup(self):
         self._dead = {}
-        self._retried = Metrics.counter("embedgen", "parse_retries")
+        self._retried = metrics.counter(metrics.PARSE_RETRIES)
         # Every reply, whatever becomes of it: what the model calls cost (replies reused by --resume included).
-        self._replies = Metrics.counter("embedgen", "replies")
-        self._reply_prompt_tokens = Metrics.counter("embedgen", "tokens/replies_prompt")
-        self._reply_completion_tokens = Metrics.counter("embedgen", "tokens/replies_completion")
-        self._at_cap = Metrics.counter("embedgen", "replies_at_cap")  # finish_reason "length": the reply hit its cap
+        self._replies = metrics.counter(metrics.REPLIES)
+        self._reply_prompt_tokens = metrics.counter(metrics.TOKENS, "replies_prompt")
+        self._reply_completion_tokens = metrics.counter(metrics.TOKENS, "replies_completion")
+        self._at_cap = metrics.counter(metrics.REPLIES_AT_CAP)  # finish_reason "length": the reply hit its cap
 
     def _count_dead(self, stage: str, category: str, reason: str):
         key = (stage, category, reason)
         if key not in self._dead:
-            self._dead[key] = Metrics.counter("embedgen", f"dead_letter/{stage}/{category}/{reason}")
+            self._dead[key] = metrics.counter(metrics.DEAD_LETTER, stage, category, reason)
         self._dead[key].inc()
 
     def process(self, result):

@@ -118,14 +118,36 @@ class TaskType:
     copy_rules: tuple[CopyRule, ...] = ()
     distinct: tuple[tuple[str, str], ...] | None = None
     instruction: str | None = None
+    # Names of the generate templates (prompts/generate/<type>/<name>.jinja2), one drawn per element;
+    # empty: the single file prompts/generate/<type>.jinja2.
+    templates: tuple[str, ...] = ()
+    # Names of the brainstorm templates (prompts/brainstorm/<type>/<name>.jinja2); empty: brainstorm/<type>.jinja2.
+    brainstorm_templates: tuple[str, ...] = ()
+
+    @property
+    def template_paths(self) -> tuple[str, ...]:
+        """Paths (under prompts/) of the generate templates, in declaration order."""
+        if not self.templates:
+            return (f"generate/{self.name}.jinja2",)
+        return tuple(f"generate/{self.name}/{t}.jinja2" for t in self.templates)
+
+    @property
+    def brainstorm_template_paths(self) -> tuple[str, ...]:
+        """Paths (under prompts/) of the brainstorm templates; empty for the symmetric types."""
+        if not self.brainstorm:
+            return ()
+        if not self.brainstorm_templates:
+            return (f"brainstorm/{self.name}.jinja2",)
+        return tuple(f"brainstorm/{self.name}/{t}.jinja2" for t in self.brainstorm_templates)
 
     @property
     def template(self) -> str:
-        return f"generate/{self.name}.jinja2"
+        """The first generate template (the default when one is needed without an element)."""
+        return self.template_paths[0]
 
     @property
     def brainstorm_template(self) -> str | None:
-        return f"brainstorm/{self.name}.jinja2" if self.brainstorm else None
+        return self.brainstorm_template_paths[0] if self.brainstorm else None
 
     @property
     def attribute_names(self) -> tuple[str, ...]:
@@ -193,12 +215,16 @@ _DIFFICULTY_BASIC = ("elementary school", "high school", "college")
 _LANGUAGE = Attribute("language", (), "Language of the generated texts.")
 _UNIT = Attribute("unit", ("sentence", "phrase", "passage"), "Length unit of the symmetric texts.")
 _HIGH_SCORE = Attribute("high_score", ("4", "4.5", "5"), "Similarity score S1 and S2 should have (1-5).")
+# Template names per type (the paper mixes several templates per type); the same three framings everywhere.
+_TEMPLATES = ("brief", "checklist", "scenario")
 
 TASK_TYPES: tuple[TaskType, ...] = (
     TaskType(
         name="text-retrieval",
         brainstorm=True,
         summary="short query -> long document",
+        templates=_TEMPLATES,
+        brainstorm_templates=_TEMPLATES,
         attributes=(
             Attribute("query_type", ("extremely long-tail", "long-tail", "common"), "How common the query is."),
             Attribute(
@@ -220,6 +246,8 @@ TASK_TYPES: tuple[TaskType, ...] = (
         name="text-classification",
         brainstorm=True,
         summary="long text -> short label",
+        templates=_TEMPLATES,
+        brainstorm_templates=_TEMPLATES,
         attributes=(
             Attribute(
                 "num_words",
@@ -242,6 +270,8 @@ TASK_TYPES: tuple[TaskType, ...] = (
         name="text-matching-short",
         brainstorm=True,
         summary="short text <-> short text",
+        templates=_TEMPLATES,
+        brainstorm_templates=_TEMPLATES,
         attributes=(_LANGUAGE,),
         outputs=(
             OutputField("input", "anchor", 400, length="very short"),
@@ -253,6 +283,8 @@ TASK_TYPES: tuple[TaskType, ...] = (
         name="text-matching-long",
         brainstorm=True,
         summary="long text <-> long text",
+        templates=_TEMPLATES,
+        brainstorm_templates=_TEMPLATES,
         attributes=(_LANGUAGE,),
         outputs=(
             OutputField("input", "anchor", 4500, length="at least 300 words"),
@@ -264,6 +296,7 @@ TASK_TYPES: tuple[TaskType, ...] = (
         name="monolingual-triplet",
         brainstorm=False,
         summary="semantic textual similarity triplets in one language",
+        templates=_TEMPLATES,
         attributes=(
             _UNIT,
             Attribute("difficulty", _DIFFICULTY_BASIC, "Education level needed to understand the texts."),
@@ -282,6 +315,7 @@ TASK_TYPES: tuple[TaskType, ...] = (
         name="bitext-retrieval",
         brainstorm=False,
         summary="translation pairs with a flawed translation as hard negative",
+        templates=_TEMPLATES,
         attributes=(
             _UNIT,
             Attribute("difficulty", _DIFFICULTY_BASIC, "Education level needed to understand the texts."),

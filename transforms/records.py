@@ -18,6 +18,8 @@ __all__ = [
     "example_row",
     "dead_letter_row",
     "DEAD_LETTER",
+    "table_name",
+    "row_language",
 ]
 
 DEAD_LETTER = "dead_letter"
@@ -111,8 +113,15 @@ def dead_letter_fields() -> tuple[Field, ...]:
     )
 
 
-def _record_name(name: str) -> str:
+def table_name(name: str) -> str:
+    """The Avro record name and BigQuery table of a category or dead_letter (``text-retrieval``: ``text_retrieval``)."""
     return name.replace("-", "_")
+
+
+def row_language(row: dict, category: str | None = None) -> str:
+    """A row's language (or its element's attributes', with ``category``): the code, or ``source->target`` when
+    its outputs are in two languages (bitext), as its task type declares."""
+    return recipe.get_task_type(category or row["category"]).language_label(row)
 
 
 def avro_schema(name: str, fields: tuple[Field, ...]) -> dict:
@@ -125,7 +134,7 @@ def avro_schema(name: str, fields: tuple[Field, ...]) -> dict:
         elif f.nullable:
             avro_type = ["null", avro_type]
         avro_fields.append({"name": f.name, "type": avro_type, "doc": f.description})
-    return {"type": "record", "name": _record_name(name), "namespace": "embedgen", "fields": avro_fields}
+    return {"type": "record", "name": table_name(name), "namespace": "embedgen", "fields": avro_fields}
 
 
 def bigquery_schema(fields: tuple[Field, ...]) -> dict:

@@ -15,8 +15,18 @@ import jinja2
 from transforms import recipe
 from transforms.budget import BudgetSpec, char_limits, token_budget_for
 from transforms.elements import STAGE_BRAINSTORM, Element, PromptRequest, derive_seed
+from transforms.templates import TemplateChoice, choose_template
 
-__all__ = ["RenderPrompts", "render", "template_variables", "template_source", "template_sha256", "environment"]
+__all__ = [
+    "RenderPrompts",
+    "render",
+    "render_template",
+    "template_name",
+    "template_variables",
+    "template_source",
+    "template_sha256",
+    "environment",
+]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -95,19 +105,26 @@ def template_variables(element: Element) -> dict[str, str]:
     return variables
 
 
-def template_name(element: Element) -> str:
-    task_type = recipe.get_task_type(element.category)
-    return task_type.brainstorm_template if element.stage == STAGE_BRAINSTORM else task_type.template
+def template_name(element: Element, run_seed: int, choice: TemplateChoice | None = None) -> str:
+    """The template path of ``element``: pinned by ``choice``, else drawn per element (transforms/templates.py)."""
+    return choose_template(element, run_seed, choice)
 
 
-def render(element: Element, run_seed: int, budget: BudgetSpec | None = None) -> PromptRequest:
-    """Render the prompt of one element; an undefined variable raises (StrictUndefined).
+def render_template(name: str, element: Element) -> str:
+    """The text of template ``name`` rendered for ``element``; an undefined variable raises (StrictUndefined)."""
+    return environment().get_template(name).render(**template_variables(element))
+
+
+def render(
+    element: Element, run_seed: int, choice: TemplateChoice | None = None, budget: BudgetSpec | None = None
+) -> PromptRequest:
+    """Render the prompt of one element with its drawn (or pinned) template; an undefined variable raises.
 
     The request's ``max_tokens`` is what its prompt asks for (transforms/budget.py), bounded later by the
     backend's ``--max-tokens``.
     """
-    name = template_name(element)
-    prompt = environment().get_template(name).render(**template_variables(element))
+    name = template_name(element, run_seed, choice)
+    prompt = render_template(name, element)
     return PromptRequest(
         element=element,
         prompt=prompt,
@@ -120,24 +137,32 @@ def render(element: Element, run_seed: int, budget: BudgetSpec | None = None) ->
 
 
 class _RenderDoFn(beam.DoFn):
-    def __init__(self, run_seed: int, budget: BudgetSpec | None):
+    def __init__(self, run_seed: int, choice: TemplateChoice | None, budget: BudgetSpec | None = None):
         self._run_seed = run_seed
+        self._choice = choice
         self._budget = budget
 
     def setup(self):
         environment()  # build the Environment on the worker, once
 
     def process(self, element: Element):
-        yield render(element, self._run_seed, self._budget)
+        yield render(element, self._run_seed, self._choice, self._budget)
 
 
 class RenderPrompts(beam.PTransform):
-    """Elements -> PromptRequests (prompt text, template name and hash, JSON schema, sampling seed, token cap)."""
+    """Elements -> PromptRequests (prompt text, template name and hash, JSON schema, sampling seed, token cap).
 
-    def __init__(self, run_seed: int, budget: BudgetSpec | None = None):
+    Args:
+        run_seed: The run seed (template draw and sampling seed).
+        choice: Templates pinned by ``--template``; None draws every element's template.
+        budget: How token caps are sized (transforms/budget.py); None: the default sizing.
+    """
+
+    def __init__(self, run_seed: int, choice: TemplateChoice | None = None, budget: BudgetSpec | None = None):
         super().__init__()
         self._run_seed = run_seed
+        self._choice = choice
         self._budget = budget
 
     def expand(self, elements):
-        return elements | "Render" >> beam.ParDo(_RenderDoFn(self._run_seed, self._budget))
+        return elements | "Render" >> beam.ParDo(_RenderDoFn(self._run_seed, self._choice, self._budget))

@@ -10,8 +10,8 @@ import uuid
 import apache_beam as beam
 from apache_beam.io.avroio import ReadAllFromAvro
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.metrics import Metrics
 
+from transforms import metrics
 from transforms.elements import Completion, PromptRequest
 
 __all__ = [
@@ -63,7 +63,7 @@ class _WriteJournalDoFn(beam.DoFn):
         self._output = output
 
     def setup(self):
-        self._written = Metrics.counter("embedgen", "journal/written")
+        self._written = metrics.counter(metrics.JOURNAL_WRITTEN)
 
     def start_bundle(self):
         self._file = None
@@ -148,7 +148,7 @@ def _unfinished(keyed):
     _, group = keyed
     if group["finished"]:
         for element in group["element"]:
-            Metrics.counter("embedgen", f"skipped/{element.category}").inc()
+            metrics.inc(metrics.SKIPPED, element.category)
         return []
     return list(group["element"])
 

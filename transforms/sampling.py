@@ -7,9 +7,8 @@ import logging
 from collections.abc import Iterable, Mapping
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 
-from transforms import recipe
+from transforms import metrics, recipe
 from transforms.elements import STAGE_GENERATE, Element, element_rng, stable_id
 
 __all__ = ["SamplingSpec", "SampleAttributes", "sample_attributes", "generation_elements", "symmetric_elements"]
@@ -90,13 +89,10 @@ class _SampleDoFn(beam.DoFn):
         self._spec = spec
 
     def setup(self):
-        self._requested = {}
+        self._counters = metrics.Counters()
 
     def process(self, element: Element):
-        counter = self._requested.get(element.category)
-        if counter is None:
-            counter = self._requested[element.category] = Metrics.counter("embedgen", f"requested/{element.category}")
-        counter.inc()
+        self._counters.inc(metrics.REQUESTED, element.category)
         yield sample_attributes(element, self._spec)
 
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from pipelines import generate
-from tests.helpers import read_all
+from tests.support.helpers import read_all
 from transforms import recipe
 from transforms import render as prompts
 from transforms.elements import Element

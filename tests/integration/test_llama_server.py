@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 
 from pipelines import generate
-from tests.helpers import read_table
+from tests.support.helpers import read_table
 from transforms import recipe
 from transforms.elements import Element
 from transforms.models.llama_cpp import default_model_path

@@ -10,7 +10,17 @@ from typing import Any
 from transforms.elements import Completion, PromptRequest, token_budget
 from transforms.models.remote import CallFailed, RemoteHandler, RemoteSettings, is_retryable_status
 
-__all__ = ["GeminiSettings", "GeminiHandler", "gemini_schema", "check_credentials", "FLEX_HEADER"]
+__all__ = [
+    "GeminiSettings",
+    "GeminiHandler",
+    "gemini_schema",
+    "check_credentials",
+    "FLEX_HEADER",
+    "add_arguments",
+    "settings_from_args",
+    "check_unused",
+    "make_handler",
+]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -165,3 +175,84 @@ class GeminiHandler(RemoteHandler):
             prompt_tokens=int((usage.prompt_token_count if usage else 0) or 0),
             completion_tokens=int((usage.candidates_token_count if usage else 0) or 0),
         )
+
+
+# --- flags of the gemini backend (the table in transforms/models/__init__.py lists this module) ---
+
+
+def add_arguments(parser) -> None:
+    """The gemini flag group (plus the shared remote group); defaults come from GeminiSettings."""
+    from transforms.models import gemini_batch, remote_options
+
+    remote_options.add_arguments(parser)
+    gemini_batch.add_arguments(parser)
+    group = parser.add_argument_group("gemini (--model gemini:<model>; Beam's --project and --region)")
+    group.add_argument(
+        "--vertex-location",
+        default=None,
+        help="Vertex AI location when it differs from --region, e.g. global (default: --region, else "
+        "GOOGLE_CLOUD_LOCATION).",
+    )
+    group.add_argument(
+        "--vertex-flex",
+        action="store_true",
+        default=GeminiSettings.flex,
+        help="Use Vertex AI Flex pay-as-you-go: half price, slower, more throttling; location global only.",
+    )
+    group.add_argument(
+        "--thinking-budget",
+        type=int,
+        default=GeminiSettings.thinking_budget,
+        help="Thinking tokens per reply, counted against --max-tokens (default: the model's own; 0: off).",
+    )
+
+
+def check_unused(args) -> None:
+    """Refuse the batch prediction flags for another backend."""
+    from transforms.models import gemini_batch
+
+    gemini_batch.settings_from_args(args, "", None)
+
+
+def settings_from_args(args, name: str, decoding, output: str = ""):
+    """Validated RemoteBackend (shared, Gemini and batch settings); location, credentials and project are checked."""
+    import os
+
+    from transforms.config import ConfigError, at_least
+    from transforms.models import gemini_batch, remote_options
+
+    remote = remote_options.settings_from_args(args, name, decoding, flex=args.vertex_flex)
+    if args.thinking_budget is not None:
+        at_least("--thinking-budget", args.thinking_budget, 0)
+    cloud = args.cloud
+    location = args.vertex_location or cloud.region or os.environ.get("GOOGLE_CLOUD_LOCATION")
+    if not location:
+        raise ConfigError(
+            f"--model {args.model}: no Vertex AI location; pass --region (e.g. us-central1) or --vertex-location, "
+            "or set GOOGLE_CLOUD_LOCATION"
+        )
+    if args.vertex_flex and location != "global":
+        raise ConfigError(
+            f"--vertex-flex: Flex pay-as-you-go is served only by the global endpoint, not {location}; "
+            "pass --vertex-location global (Dataflow keeps its --region)"
+        )
+    try:
+        credentials_project = check_credentials()
+    except ValueError as err:
+        raise ConfigError(f"--model {args.model}: {err}") from None
+    project = cloud.project or os.environ.get("GOOGLE_CLOUD_PROJECT") or credentials_project
+    if not project:
+        raise ConfigError(
+            f"--model {args.model}: no Google Cloud project; pass --project PROJECT or set GOOGLE_CLOUD_PROJECT"
+        )
+    service = GeminiSettings(project, location, args.api_base, args.vertex_flex, args.thinking_budget)
+    return remote_options.RemoteBackend(remote, service, gemini_batch.settings_from_args(args, output, service))
+
+
+def make_handler(settings):
+    """The RunInference handler of a RemoteBackend made by settings_from_args (batch jobs with --vertex-batch)."""
+    if settings.batch is not None:
+        from transforms.models.gemini_batch import GeminiBatchHandler
+
+        return GeminiBatchHandler(settings.remote, settings.service, settings.batch)
+    return GeminiHandler(settings.remote, settings.service)

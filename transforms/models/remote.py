@@ -29,6 +29,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import PredictionResult, RemoteModelHandler
 
 from transforms.elements import Completion, PromptRequest
+from transforms.models import Decoding
 
 __all__ = [
     "RemoteSettings",
@@ -61,9 +62,9 @@ class RemoteSettings:
     """
 
     model: str
-    max_tokens: int = 1024
-    temperature: float = 1.0
-    top_p: float = 1.0
+    max_tokens: int = Decoding.max_tokens
+    temperature: float = Decoding.temperature
+    top_p: float = Decoding.top_p
     max_concurrent_requests: int = 32
     requests_per_minute: float | None = None
     max_request_retries: int = 5

@@ -1,1 +1,1 @@
-"""The quality stage: per-row checks, language identification, near-duplicate removal, embedding checks, CheckQuality."""
+"""The quality stage: per-row checks, language identification, near-duplicates, embedding checks, CheckQuality."""

@@ -17,8 +17,8 @@ __all__ = [
     "check_names",
     "count_words",
     "length_bounds",
+    "field_language",
     "is_copied",
-    "row_language",
     "CHECK_KINDS",
 ]
 
@@ -28,7 +28,7 @@ _LOGGER = logging.getLogger(__name__)
 CHECK_KINDS = {
     "language": "the text is not in the requested language (bitext: S1 in the source, S2/S3 in the target)",
     "echo": "the text is, or starts with, a field name of the prompt ('S1: ...', 'S3', 'user_query: ...')",
-    "length": "the word count is outside what was asked ('at least N' from N, with a tolerance, up; 'less than N' under N)",
+    "length": "the word count is outside what was asked ('at least N': from N less a tolerance; 'less than N': under)",
     "copied": "the first text appears verbatim in the second (query copied into a document, label in its text)",
     "same": "two texts that must differ are equal or nearly equal",
     "duplicate": "the example nearly duplicates an earlier example of the run (kept: the earlier one)",
@@ -90,7 +90,7 @@ def length_bounds(value: str, tolerance: float) -> tuple[float, float]:
     raise ValueError(f"cannot read a word count from {value!r}")
 
 
-def row_language(row: dict, task_type: recipe.TaskType, key: str) -> str:
+def field_language(row: dict, task_type: recipe.TaskType, key: str) -> str:
     """The XLM-R code the output ``key`` was asked to be in (its declaration names the attribute)."""
     return row[task_type.output(key).language]
 
@@ -146,7 +146,7 @@ def check_row(row: dict, detector, settings: CheckSettings) -> tuple[list[str], 
     results: list[tuple[str, bool]] = []
     if detector is not None:
         for key in task_type.output_keys:
-            results.append((f"language:{key}", detector.check(row[key], row_language(row, task_type, key))))
+            results.append((f"language:{key}", detector.check(row[key], field_language(row, task_type, key))))
     echo = _echo_pattern(task_type)
     for key in task_type.output_keys:
         results.append((f"echo:{key}", echo.match(row[key]) is None))

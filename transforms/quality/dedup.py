@@ -10,7 +10,8 @@ from typing import NamedTuple
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.metrics import Metrics
+
+from transforms import metrics
 
 __all__ = [
     "shingles",
@@ -106,7 +107,7 @@ class _Fingerprint(beam.DoFn):
         from datasketch import MinHash
 
         self._template = MinHash(num_perm=self._num_perm, seed=self._seed)
-        self._empty = Metrics.counter("embedgen", "dedup/empty_texts")
+        self._empty = metrics.counter(metrics.DEDUP_EMPTY_TEXTS)
 
     def process(self, item: DedupItem):
         from datasketch import MinHash
@@ -208,7 +209,7 @@ def _split(joined, counter_prefix: str):
     earlier = list(groups["earlier"])
     for scope, payload in items:
         if earlier:
-            Metrics.counter("embedgen", f"{counter_prefix}/{scope}").inc()
+            metrics.inc(counter_prefix, scope)
             yield beam.pvalue.TaggedOutput("duplicates", (payload, earlier[0]))
         else:
             yield payload
@@ -223,7 +224,7 @@ class SplitNearDuplicates(beam.PTransform):
         counter: Metric name prefix; ``<counter>/<scope>`` counts duplicates per scope.
     """
 
-    def __init__(self, threshold: float, ngram: int, counter: str = "dedup/duplicates", **kwargs):
+    def __init__(self, threshold: float, ngram: int, counter: str = metrics.DEDUP_DUPLICATES, **kwargs):
         super().__init__()
         self._near = NearDuplicates(threshold, ngram, **kwargs)
         self._counter = counter

@@ -12,11 +12,10 @@ from collections.abc import Sequence
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
 
-from transforms import recipe
-from transforms.quality.checks import row_language
+from transforms import metrics, recipe
+from transforms.quality.checks import field_language
 
 __all__ = ["SentenceEmbeddingHandler", "EmbeddingChecks", "MineHardNegatives", "resolve_model_path"]
 
@@ -104,7 +103,7 @@ def _similarities(joined):
         checks.append(NEGATIVE_BEATS_POSITIVE)
         if row["sim_query_negative"] > row["sim_query_positive"]:
             failures.append(NEGATIVE_BEATS_POSITIVE)
-            Metrics.counter("embedgen", f"quality/failed/{NEGATIVE_BEATS_POSITIVE}").inc()
+            metrics.inc(metrics.QUALITY_FAILED, NEGATIVE_BEATS_POSITIVE)
     row.update(quality_checks=checks, quality_failures=failures, quality_pass=not failures)
     return row, vectors
 
@@ -141,7 +140,7 @@ class EmbeddingChecks(beam.PTransform):
 def _scope(row, role: str) -> tuple:
     task_type = recipe.get_task_type(row["category"])
     key = task_type.role(role)
-    return row["category"], row_language(row, task_type, key)
+    return row["category"], field_language(row, task_type, key)
 
 
 def _pool_entries(row_and_vectors):
@@ -243,7 +242,7 @@ def _attach(joined):
     _, groups = joined
     (row,) = groups["row"]
     mined = next(iter(groups["mined"]), [])
-    Metrics.counter("embedgen", "quality/mined_negatives").inc(len(mined))
+    metrics.inc(metrics.QUALITY_MINED_NEGATIVES, n=len(mined))
     return dict(row, mined_negatives=[t for _, t in mined], mined_negative_scores=[s for s, _ in mined])
 
 

@@ -6,11 +6,11 @@ import dataclasses
 import logging
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
-from apache_beam.metrics.metric import MetricsFilter
 
-from transforms import recipe
+from transforms import metrics, recipe
 from transforms.quality.checks import CheckSettings, check_row
+from transforms.quality.contamination import CHECK_NAME as CONTAMINATION
+from transforms.quality.contamination import ContaminationSettings, contaminated
 from transforms.quality.dedup import DedupItem, SplitNearDuplicates
 from transforms.sinks import REJECTED
 
@@ -19,7 +19,6 @@ __all__ = [
     "CheckQuality",
     "DropDuplicateExamples",
     "ApplyPolicy",
-    "quality_summary",
     "REJECTED",
     "FILTERS",
     "DUPLICATE",
@@ -74,9 +73,10 @@ class QualityConfig:
 class _LightChecks(beam.DoFn):
     """Row -> row with quality_checks / quality_failures / quality_pass set by the light checks."""
 
-    def __init__(self, settings: CheckSettings, language_checks: bool):
+    def __init__(self, settings: CheckSettings, language_checks: bool, contamination: ContaminationSettings):
         self._settings = settings
         self._language_checks = language_checks
+        self._contamination = contamination
 
     def setup(self):
         self._detector = None
@@ -84,19 +84,19 @@ class _LightChecks(beam.DoFn):
             from transforms.quality.langid import LanguageDetector
 
             self._detector = LanguageDetector()
-        self._counters = {}
-
-    def _inc(self, name: str):
-        if name not in self._counters:
-            self._counters[name] = Metrics.counter("embedgen", name)
-        self._counters[name].inc()
+        self._counters = metrics.Counters()
 
     def process(self, row):
         checks, failures = check_row(row, self._detector, self._settings)
+        if row.get("task"):  # brainstormed rows: does the task restate an evaluation-set instruction?
+            checks = [*checks, CONTAMINATION]
+            leaked = contaminated(row["task"], self._contamination.threshold)
+            if leaked is not None:
+                failures = [*failures, f"{CONTAMINATION}:{leaked.source}"]
         row = dict(row, quality_checks=checks, quality_failures=failures, quality_pass=not failures)
-        self._inc(f"quality/checked/{row['category']}")
+        self._counters.inc(metrics.QUALITY_CHECKED, row["category"])
         for name in failures:
-            self._inc(f"quality/failed/{name.split(':', 1)[0]}")
+            self._counters.inc(metrics.QUALITY_FAILED, name.split(":", 1)[0])
         yield row
 
 
@@ -138,7 +138,7 @@ class DropDuplicateExamples(beam.PTransform):
         split = (
             rows
             | "ToDedupItems" >> beam.Map(_dedup_item)
-            | "SplitNearDuplicates" >> SplitNearDuplicates(self._threshold, ngram=3, counter="quality/duplicates")
+            | "SplitNearDuplicates" >> SplitNearDuplicates(self._threshold, ngram=3, counter=metrics.QUALITY_DUPLICATES)
         )
         return {
             "kept": split["kept"] | "MarkKept" >> beam.Map(_mark_kept),
@@ -148,11 +148,11 @@ class DropDuplicateExamples(beam.PTransform):
 
 def _route(row, policy: str):
     if policy == "reject" and not row["quality_pass"]:
-        Metrics.counter("embedgen", f"quality/rejected/{row['category']}").inc()
+        metrics.inc(metrics.QUALITY_REJECTED, row["category"])
         yield beam.pvalue.TaggedOutput(REJECTED, row)
         return
     if not row["quality_pass"]:
-        Metrics.counter("embedgen", f"quality/flagged/{row['category']}").inc()
+        metrics.inc(metrics.QUALITY_FLAGGED, row["category"])
     yield row
 
 
@@ -177,13 +177,16 @@ class CheckQuality(beam.PTransform):
     rejected) -> optional embedding similarities and mined negatives -> the flag/reject policy.
     """
 
-    def __init__(self, config: QualityConfig):
+    def __init__(self, config: QualityConfig, contamination: ContaminationSettings | None = None):
         super().__init__()
         self._config = config
+        self._contamination = contamination or ContaminationSettings()
 
     def expand(self, rows):
         config = self._config
-        checked = rows | "LightChecks" >> beam.ParDo(_LightChecks(config.settings, config.language_checks))
+        checked = rows | "LightChecks" >> beam.ParDo(
+            _LightChecks(config.settings, config.language_checks, self._contamination)
+        )
         split = checked | "DropDuplicateExamples" >> DropDuplicateExamples(config.example_dedup_threshold)
         kept = split["kept"]
         if config.embedding_checks:
@@ -200,29 +203,3 @@ def rejected_prefix(output: str) -> str:
     from apache_beam.io.filesystems import FileSystems
 
     return FileSystems.join(output, REJECTED)
-
-
-def quality_summary(pipeline_result, output: str | None = None) -> str:
-    """Lines for the end-of-run summary, from the ``quality/...`` counters of a finished pipeline."""
-    counts: dict[str, int] = {}
-    for result in pipeline_result.metrics().query(MetricsFilter())["counters"]:
-        name = result.key.metric.name
-        if result.key.metric.namespace == "embedgen" and name.startswith("quality/"):
-            value = result.committed if result.committed is not None else result.attempted
-            counts[name] = counts.get(name, 0) + (value or 0)
-
-    def total(prefix):
-        return sum(v for k, v in counts.items() if k.startswith(prefix))
-
-    checked = total("quality/checked/")
-    if not checked:
-        return "quality: no rows checked"
-    lines = [
-        f"quality: {checked} row(s) checked; {total('quality/duplicates/')} duplicate(s) removed, "
-        f"{total('quality/flagged/')} kept with failed checks, {total('quality/rejected/')} rejected"
-        + (f" (see {output}/{REJECTED}/)" if output else ""),
-    ]
-    failed = sorted((k.split("/", 2)[2], v) for k, v in counts.items() if k.startswith("quality/failed/"))
-    if failed:
-        lines.append("failed checks: " + ", ".join(f"{name} {n}" for name, n in failed))
-    return "\n".join(lines)

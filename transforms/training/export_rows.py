@@ -1,4 +1,4 @@
-"""Generated rows -> training rows (anchor/positive/negative), filtered, balanced, split and written as jsonl or parquet."""
+"""Generated rows -> training rows (anchor, positive, negative), filtered, balanced, split, written as jsonl/parquet."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import logging
 import apache_beam as beam
 from apache_beam.io.avroio import ReadFromAvro
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.metrics import Metrics
 
-from transforms import recipe
+from transforms import metrics, recipe
+from transforms.records import row_language, table_name
 
 __all__ = [
     "TRAINING_COLUMNS",
@@ -26,7 +26,6 @@ __all__ = [
     "instruction",
     "task_definition",
     "training_row",
-    "row_language",
     "split_of",
     "balance_rank",
     "avro_pattern",
@@ -89,7 +88,10 @@ def _unit(salt: str, example_id: str) -> float:
 
 
 def split_of(key: str, validation_fraction: float) -> str:
-    """``validation`` or ``train`` for a split key (an example id); a key only moves train -> validation as the fraction grows."""
+    """``validation`` or ``train`` for a split key (an example id).
+
+    A key only ever moves from train to validation as the fraction grows.
+    """
     return "validation" if _unit(_SPLIT_SALT, key) < validation_fraction else "train"
 
 
@@ -110,11 +112,6 @@ def balance_rank(example_id: str) -> str:
 def instruction(task: str, query: str) -> str:
     """The query-side text of the recipe: ``Instruct: {task}\\nQuery: {query}``."""
     return f"Instruct: {task.strip()}\nQuery: {query}"
-
-
-def row_language(row: dict) -> str:
-    """The row's language code; ``source->target`` for categories with two languages (bitext)."""
-    return recipe.get_task_type(row["category"]).language_label(row)
 
 
 def task_definition(row: dict) -> str | None:
@@ -155,7 +152,7 @@ def avro_pattern(input_dir: str, category: str) -> str:
 
 def bigquery_table(dataset: str, category: str) -> str:
     """``project:dataset.table`` of one category's table (hyphens become underscores, as in the Avro record names)."""
-    return f"{dataset}.{category.replace('-', '_')}"
+    return f"{dataset}.{table_name(category)}"
 
 
 class ReadExamples(beam.PTransform):
@@ -186,13 +183,7 @@ class _KeepPassed(beam.DoFn):
     """Keeps rows whose ``quality_pass`` is true; counts kept rows on which no check ran (empty ``quality_checks``)."""
 
     def setup(self):
-        self._counters = {}
-
-    def _inc(self, name: str):
-        counter = self._counters.get(name)
-        if counter is None:
-            counter = self._counters[name] = Metrics.counter("export", name)
-        counter.inc()
+        self._counters = metrics.Counters(metrics.EXPORT_NAMESPACE)
 
     def process(self, row):
         if QUALITY_PASS_FIELD not in row:
@@ -203,8 +194,8 @@ class _KeepPassed(beam.DoFn):
         if not row[QUALITY_PASS_FIELD]:
             return
         if QUALITY_CHECKS_FIELD in row and not row[QUALITY_CHECKS_FIELD]:
-            self._inc(f"unchecked/{row['category']}")
-        self._inc(f"passed/{row['category']}")
+            self._counters.inc(metrics.EXPORT_UNCHECKED, row["category"])
+        self._counters.inc(metrics.EXPORT_PASSED, row["category"])
         yield row
 
 
@@ -215,14 +206,10 @@ class _Count(beam.DoFn):
         self._prefix = prefix
 
     def setup(self):
-        self._counters = {}
+        self._counters = metrics.Counters(metrics.EXPORT_NAMESPACE)
 
     def process(self, row):
-        name = f"{self._prefix}/{row['category']}"
-        counter = self._counters.get(name)
-        if counter is None:
-            counter = self._counters[name] = Metrics.counter("export", name)
-        counter.inc()
+        self._counters.inc(self._prefix, row["category"])
         yield row
 
 
@@ -239,7 +226,7 @@ class ToTrainingRows(beam.PTransform):
         self._split_by = split_by
 
     def expand(self, rows):
-        rows = rows | "CountRead" >> beam.ParDo(_Count("read"))
+        rows = rows | "CountRead" >> beam.ParDo(_Count(metrics.EXPORT_READ))
         if self._only_passed:
             rows = rows | "KeepPassed" >> beam.ParDo(_KeepPassed())
         split_by = self._split_by
@@ -298,7 +285,7 @@ class BalanceGroups(beam.PTransform):
                 lambda row, limits: balance_rank(row["example_id"]) <= limits.get(key(row), ""),
                 beam.pvalue.AsDict(thresholds),
             )
-            | "CountKept" >> beam.ParDo(_Count("balanced"))
+            | "CountKept" >> beam.ParDo(_Count(metrics.EXPORT_BALANCED))
         )
 
 

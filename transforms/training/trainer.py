@@ -1,4 +1,4 @@
-"""Fine-tuning on exported rows: reading splits, the packaged base model, MNRL training and held-out retrieval metrics."""
+"""Fine-tuning on exported rows: reading splits, the packaged base model, MNRL training, held-out retrieval metrics."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def split_files(data_dir: str, split: str) -> tuple[str, list[str]]:
 
 
 def read_split(data_dir: str, split: str) -> list[dict]:
-    """Every training row of ``<data_dir>/<split>/*.(jsonl|parquet)``, sorted by example id (file order never matters)."""
+    """Every training row of ``<data_dir>/<split>/*.(jsonl|parquet)``, sorted by example id (any file order)."""
     fmt, files = split_files(data_dir, split)
     rows: list[dict] = []
     for path in files:
@@ -151,7 +151,8 @@ def evaluate(model, rows: Sequence[dict], batch_size: int = 32, k: int = 10) -> 
     """Retrieval metrics of ``model`` on ``rows``: overall and per category.
 
     Returns:
-        ``{"queries": n, "documents": m, "overall": {metric: mean}, "by_category": {category: {metric: mean, "queries": n}}}``.
+        ``{"queries": n, "documents": m, "overall": {metric: mean},
+        "by_category": {category: {metric: mean, "queries": n}}}``.
     """
     queries, documents, relevant = build_corpus(rows)
     q = model.encode(

@@ -18,7 +18,7 @@ arrays get distinct strings), so any task type works without configuration. Faul
         ...
         assert standin.model_calls()[0].fault == "429"
 
-Run it alone with ``python -m tests.standins.server --port 8088 --latency 0.5`` (it prints its URL).
+Run it alone with ``python -m tests.support.standins.server --port 8088 --latency 0.5`` (it prints its URL).
 """
 
 from __future__ import annotations
