@@ -225,6 +225,11 @@ def to_config(args: argparse.Namespace) -> GenerationConfig:
         quality=quality_options.settings_from_args(args),
         templates=template_choice(args.template, categories),
         contamination=contamination_settings(args),
-        budget=budget_spec(args.model, getattr(args, "thinking_budget", None)),
+        budget=budget_spec(
+            args.model,
+            getattr(args, "thinking_budget", None),
+            args.max_tokens,
+            args.n_ctx if args.model == "embedded" else None,
+        ),
         plan=plan,
     )

@@ -117,6 +117,7 @@ def _product(values):
 
 def test_gemini_thinking_is_added_or_the_cap_left_to_max_tokens():
     assert budget_spec("embedded") == BudgetSpec()
+    assert budget_spec("embedded", None, 8192, n_ctx=4096).ceiling == 4096 - 512
     assert budget_spec("gemini:gemini-2.5-flash", None).enabled is False
     assert budget_spec("gemini:gemini-2.5-flash", 512).extra == 512
     element = _sts()
@@ -131,3 +132,17 @@ def test_a_reply_that_fills_its_strings_closes_before_its_cap(language):
     for element in (_retrieval("200", language), _sts("passage", language)):
         needed = sum(char_limits(element).values()) * tokens_per_char(language)
         assert token_budget_for(element) >= needed
+
+
+def test_a_low_max_tokens_shrinks_the_strings_so_replies_still_close_before_it():
+    from transforms.budget import tokens_per_char
+
+    spec = BudgetSpec(ceiling=256)
+    element = _retrieval("300")
+    limits = char_limits(element, spec)
+    assert sum(limits.values()) < sum(char_limits(element).values())
+    assert sum(limits.values()) * tokens_per_char("en") <= 256
+    assert token_budget_for(element, spec) <= 256 + 8
+    schema = json.loads(render(element, 1, budget=spec).schema_json)
+    assert schema["properties"]["positive_document"]["maxLength"] == limits["positive_document"]
+    assert char_limits(_sts("phrase"), spec) == char_limits(_sts("phrase"))  # fits already: unchanged

@@ -40,6 +40,7 @@ _NAMED_WORDS = {"phrase": 15, "sentence": 50, "passage": 200, "very short": 40}
 _NUMBER = re.compile(r"\d+")
 _LABEL_WORDS = 12  # an output without a declared length (a label)
 _SLACK_CHARS = 24
+_PROMPT_ROOM = 512  # context tokens left for the prompt when the ceiling comes from --n-ctx
 _FIELD_OVERHEAD = 8  # the key, quotes, colon, comma and escapes of one JSON field
 # One brainstormed task: a sentence of about 20 words, its quotes and comma.
 BRAINSTORM_TOKENS_PER_TASK = 40
@@ -54,22 +55,29 @@ class BudgetSpec:
         margin: Factor over the expected length of the reply.
         floor: No generation budget is below this.
         extra: Tokens added to every budget (a model whose thinking counts against its cap).
+        ceiling: The backend's ``--max-tokens`` (0: none known). A request whose budget would pass it gets string
+            limits scaled down to fit, so that its reply still closes before the cap.
     """
 
     enabled: bool = True
     margin: float = 1.1
     floor: int = 64
     extra: int = 0
+    ceiling: int = 0
 
 
-def budget_spec(model: str, thinking_budget: int | None = None) -> BudgetSpec:
+def budget_spec(
+    model: str, thinking_budget: int | None = None, max_tokens: int = 0, n_ctx: int | None = None
+) -> BudgetSpec:
     """The budgets of a run on ``model``: a Gemini model thinks within its cap, so its thinking is added, and
     when its thinking is left to the model (no ``--thinking-budget``) requests keep the whole ``--max-tokens``."""
     if model.startswith("gemini:"):
         if thinking_budget is None:
             return BudgetSpec(enabled=False)
-        return BudgetSpec(extra=thinking_budget)
-    return BudgetSpec()
+        return BudgetSpec(extra=thinking_budget, ceiling=max(0, max_tokens - thinking_budget))
+    if n_ctx:  # the embedded model's context also holds the prompt (a few hundred tokens)
+        max_tokens = min(max_tokens, n_ctx - _PROMPT_ROOM) if max_tokens else n_ctx - _PROMPT_ROOM
+    return BudgetSpec(ceiling=max_tokens)
 
 
 def expected_words(length: str | None, default: int) -> float:
@@ -105,10 +113,10 @@ def tokens_per_word(language: str) -> float:
     return chars_per_word(language) * tokens_per_char(language)
 
 
-def char_limits(element: Element) -> dict[str, int]:
+def char_limits(element: Element, spec: BudgetSpec | None = None) -> dict[str, int]:
     """Per output key, the most characters its string may take: room for what the prompt asks, never above the
-    declaration's ``max_chars``. Given to constrained decoding (the schema's maxLength), so that a reply that
-    runs on closes its strings instead of running into its token cap."""
+    declaration's ``max_chars``, and scaled down to fit ``spec.ceiling``. Given to constrained decoding (the
+    schema's maxLength), so that a reply that runs on closes its strings instead of running into its token cap."""
     task_type = recipe.get_task_type(element.category)
     values: Mapping[str, str] = dict(element.attributes)
     limits = {}
@@ -116,7 +124,22 @@ def char_limits(element: Element) -> dict[str, int]:
         words = expected_words(field.length_rule(values), default=_LABEL_WORDS)
         chars = math.ceil(words * chars_per_word(values[field.language])) + _SLACK_CHARS
         limits[field.key] = min(field.max_chars, chars)
+    spec = spec or BudgetSpec()
+    if spec.enabled and spec.ceiling:
+        overhead = _tokens(task_type, values, dict.fromkeys(limits, 0))
+        text = _tokens(task_type, values, limits) - overhead
+        room = spec.ceiling / spec.margin - overhead  # tokens left for the strings under the ceiling
+        if text > room:
+            scale = max(room, 0) / text
+            limits = {key: max(16, int(chars * scale)) for key, chars in limits.items()}
     return limits
+
+
+def _tokens(task_type: recipe.TaskType, values: Mapping[str, str], limits: Mapping[str, int]) -> float:
+    total = 16.0  # braces, whitespace, end of reply
+    for field in task_type.outputs:
+        total += limits[field.key] * tokens_per_char(values[field.language]) + _FIELD_OVERHEAD
+    return total
 
 
 def token_budget_for(element: Element, spec: BudgetSpec | None = None) -> int:
@@ -134,8 +157,5 @@ def token_budget_for(element: Element, spec: BudgetSpec | None = None) -> int:
         return spec.extra + int(math.ceil(recipe.BRAINSTORM_MAX_TASKS * BRAINSTORM_TOKENS_PER_TASK * spec.margin))
     task_type = recipe.get_task_type(element.category)
     values: Mapping[str, str] = dict(element.attributes)
-    limits = char_limits(element)
-    total = 16.0  # braces, whitespace, end of reply
-    for field in task_type.outputs:
-        total += limits[field.key] * tokens_per_char(values[field.language]) + _FIELD_OVERHEAD
+    total = _tokens(task_type, values, char_limits(element, spec))
     return spec.extra + max(spec.floor, int(math.ceil(total * spec.margin)))

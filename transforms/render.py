@@ -84,11 +84,12 @@ def _schema_text(task_type: recipe.TaskType | None, limits: tuple = ()) -> str:
     return json.dumps(task_type.json_schema(dict(limits)), sort_keys=True)
 
 
-def _schema_json(element: Element) -> str:
+def _schema_json(element: Element, budget: BudgetSpec | None = None) -> str:
     """The reply schema of one element; string lengths fit what its prompt asks (transforms/budget.py)."""
     if element.stage == STAGE_BRAINSTORM:
         return _schema_text(None)
-    return _schema_text(recipe.get_task_type(element.category), tuple(sorted(char_limits(element).items())))
+    limits = char_limits(element, budget)
+    return _schema_text(recipe.get_task_type(element.category), tuple(sorted(limits.items())))
 
 
 def template_variables(element: Element) -> dict[str, str]:
@@ -130,7 +131,7 @@ def render(
         prompt=prompt,
         template=name,
         template_sha256=template_sha256(name),
-        schema_json=_schema_json(element),
+        schema_json=_schema_json(element, budget),
         sampling_seed=derive_seed(run_seed, element.element_id, "model", 0),
         max_tokens=token_budget_for(element, budget),
     )
