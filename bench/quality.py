@@ -7,6 +7,8 @@ Avro output directly (the same counting as `embedgen report`). Or pass --input t
     .venv/bin/python bench/quality.py --input ./output                  # an earlier run's output
     .venv/bin/python bench/quality.py --languages en                    # any other flag goes to generate
 
+Besides the pass rates it prints the rows with an echoed field name, dead letters by reason, rows per second of
+generation (written, and passing every check) and the completion tokens decoded against those in written rows.
 The last line is the share of rows (with a negative) whose negative beats their positive.
 """
 
@@ -47,6 +49,16 @@ def _generate(output: str, extra: list[str]) -> dict:
     return counters
 
 
+def _rows_with(tables: dict, prefix: str) -> int:
+    """Rows (written or rejected) with at least one failed check whose name starts with ``prefix``."""
+    return sum(
+        any(name.startswith(prefix) for name in row["quality_failures"])
+        for part in ("written", "rejected")
+        for rows in tables[part].values()
+        for row in rows
+    )
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--input", default=None, help="Measure this existing output directory instead of generating.")
@@ -56,6 +68,7 @@ def main(argv=None) -> int:
     args, generate_flags = parser.parse_known_args(argv)
 
     counters = {}
+    seconds = None
     if args.input:
         output = args.input
     else:
@@ -66,13 +79,33 @@ def main(argv=None) -> int:
             "--examples-per-symmetric-type", args.examples_per_symmetric_type, "--seed", args.seed, *generate_flags,
         ]  # fmt: skip
         counters = _generate(output, extra)
-        print(f"generated into {output} in {time.monotonic() - started:.0f} s")
+        seconds = time.monotonic() - started
+        print(f"generated into {output} in {seconds:.0f} s")
 
     stats = compute_stats(read_rows(output))
     generated = stats["rows_generated"]
     print(f"rows: {generated} generated ({stats['rows_written']} written, {stats['rows_rejected']} rejected), "
           f"{stats['dead_letters']} dead-lettered")  # fmt: skip
     print(f"rows passing every check: {stats['rows_passing']}/{generated}")
+    echoed = _rows_with(read_rows(output), "echo:")
+    print(f"rows with an echo: {echoed}/{generated}")
+    print("dead letters by reason:")
+    for reason, n in stats["dead_letters_by_reason"].items():
+        print(f"  {reason:<40}{n:>5}")
+    if seconds:
+        print(
+            f"rows per second: {generated / seconds:.4f} written, {stats['rows_passing'] / seconds:.4f} passing "
+            f"every check ({seconds:.0f} s wall)"
+        )
+    if counters:
+        decoded = counters.get("tokens/replies_completion", 0)
+        kept = counters.get("tokens/completion", 0)
+        capped = sum(v for k, v in counters.items() if k.startswith("replies_at_cap"))
+        share = kept / decoded if decoded else float("nan")
+        print(
+            f"completion tokens: {decoded} decoded, {kept} in written rows = {share:.3f}; "
+            f"{counters.get('replies', 0)} replies, {capped} hit their token cap"
+        )
     print("pass rate per check kind:")
     for kind, v in stats["check_kinds"].items():
         ok = v["ran"] - v["failed"]

@@ -20,6 +20,7 @@ from transforms.brainstorm import BrainstormTasks
 from transforms.examples import GenerateExamples
 from transforms.exclude import EarlierTasks, ReadEarlierRows, exclusion_summary
 from transforms.inference import ModelCalls
+from transforms.mix import size_plan
 from transforms.models import make_handler
 from transforms.models.remote import direct_runner_args
 from transforms.models.remote_options import RemoteBackend
@@ -57,12 +58,14 @@ def _earlier_runs(p: beam.Pipeline, config: GenerationConfig) -> tuple:
 def _elements(p: beam.Pipeline, config: GenerationConfig, calls: ModelCalls, finished, earlier_tasks=None) -> tuple:
     """The elements to generate (brainstormed tasks x examples, the symmetric types) and brainstorm dead letters."""
     seed = config.seed
+    plan = size_plan(config)
+    per_task = dict(plan.examples_per_task)
     element_sets, dead_sets = [], []
     if config.brainstorm_categories:
         tasks, brainstorm_dead = p | "BrainstormTasks" >> BrainstormTasks(
             config.brainstorm_categories,
-            config.brainstorm_rounds,
-            config.tasks_per_category,
+            dict(plan.rounds),
+            dict(plan.tasks),
             calls,
             finished=finished,
             near_dup_threshold=config.quality.task_dedup_threshold,
@@ -70,20 +73,18 @@ def _elements(p: beam.Pipeline, config: GenerationConfig, calls: ModelCalls, fin
             contamination=config.contamination,
             remove_contaminated=config.quality.filter == "reject",
             earlier_tasks=earlier_tasks,
+            budget=config.budget,
         )
         dead_sets.append(brainstorm_dead)
         element_sets.append(
             tasks
             | "ExamplesPerTask"
-            >> beam.FlatMapTuple(
-                lambda category, task: generation_elements(category, task, config.examples_per_task, seed)
-            )
+            >> beam.FlatMapTuple(lambda category, task: generation_elements(category, task, per_task[category], seed))
         )
     if config.symmetric_categories:
         element_sets.append(
             p
-            | "SymmetricTypes"
-            >> beam.Create([(c, config.examples_per_symmetric_type) for c in config.symmetric_categories])
+            | "SymmetricTypes" >> beam.Create(list(plan.symmetric))
             | "SymmetricElements"
             >> beam.FlatMapTuple(lambda category, count: symmetric_elements(category, count, seed))
         )
@@ -125,7 +126,7 @@ def build_pipeline(p: beam.Pipeline, config: GenerationConfig, handler=None) -> 
         # after the shuffle, so no prompt text is shuffled (or held by an in-memory runner) before its call.
         | "SpreadElements" >> beam.Reshuffle()
         | "SampleAttributes" >> SampleAttributes(config.sampling)
-        | "RenderPrompts" >> RenderPrompts(config.seed, config.templates)
+        | "RenderPrompts" >> RenderPrompts(config.seed, config.templates, config.budget)
         | "GenerateExamples" >> GenerateExamples(calls)
     )
     checked = rows | "CheckQuality" >> CheckQuality(config.quality, config.contamination, earlier_rows)

@@ -16,7 +16,9 @@ from pipelines import dry_run as dry_run_options
 from pipelines import incremental, terminal
 from transforms import models, recipe, sampling_options
 from transforms.bigquery import BigQueryTarget
+from transforms.budget import BudgetSpec, budget_spec
 from transforms.config import ConfigError, at_least, parse_categories
+from transforms.mix import SIZE_DEFAULTS, SizePlan, add_mix_args, plan_sizes
 from transforms.models import ModelSettings
 from transforms.quality import options as quality_options
 from transforms.quality.contamination import ContaminationSettings, add_contamination_arguments, contamination_settings
@@ -57,6 +59,8 @@ class GenerationConfig:
     incremental: incremental.IncrementalSettings | None = None  # run seed of the day, --exclude-from
     terminal: terminal.TerminalSettings = terminal.TerminalSettings()  # --quiet, --verbose, --log-file
     dry_run: dry_run_options.DryRunSettings | None = None  # --dry-run (pipelines/dry_run.py)
+    budget: BudgetSpec = BudgetSpec()  # per-request completion-token caps (transforms/budget.py)
+    plan: SizePlan | None = None  # rows per category (transforms/mix.py); None: the size fields above, uniformly
 
     @property
     def brainstorm_categories(self) -> tuple:
@@ -78,25 +82,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     size.add_argument(
         "--brainstorm-rounds",
         type=int,
-        default=1,
-        help="Brainstorm model calls per brainstormed category (default: %(default)s).",
+        default=None,
+        help="Brainstorm model calls per brainstormed category (default: 1, or what --mix needs).",
     )
     size.add_argument(
         "--tasks-per-category",
         type=int,
-        default=2,
-        help="Brainstormed tasks kept per category after dedup, chosen by a seeded hash (default: %(default)s).",
+        default=None,
+        help="Brainstormed tasks kept per category after dedup, chosen by a seeded hash (default: 2, or what --mix "
+        "needs).",
     )
     size.add_argument(
-        "--examples-per-task", type=int, default=1, help="Examples generated per kept task (default: %(default)s)."
+        "--examples-per-task",
+        type=int,
+        default=None,
+        help="Examples generated per kept task (default: 1, or 2 with --mix).",
     )
     size.add_argument(
         "--examples-per-symmetric-type",
         type=int,
-        default=2,
+        default=None,
         help="Examples of each task type without a brainstorm step (monolingual-triplet, bitext-retrieval) "
-        "(default: %(default)s).",
+        "(default: 2, or what --mix needs).",
     )
+    add_mix_args(size)
     size.add_argument(
         "--seed",
         type=int,
@@ -192,13 +201,8 @@ def _bigquery(args: argparse.Namespace, run_date: str | None) -> BigQueryTarget 
 def to_config(args: argparse.Namespace) -> GenerationConfig:
     """Validate parsed flags; ConfigError names the flag and the allowed values."""
     categories = parse_categories(args.categories)
-    for flag, value in (
-        ("--brainstorm-rounds", args.brainstorm_rounds),
-        ("--tasks-per-category", args.tasks_per_category),
-        ("--examples-per-task", args.examples_per_task),
-        ("--examples-per-symmetric-type", args.examples_per_symmetric_type),
-    ):
-        at_least(flag, value)
+    plan = plan_sizes(args, categories)  # --mix and the size flags
+    sizes = {name: getattr(args, name) or default for name, default in SIZE_DEFAULTS.items()}
     at_least("--max-parse-retries", args.max_parse_retries, 0)
     if not 0 <= args.seed < 2**63:
         raise ConfigError(f"--seed must be between 0 and 2**63-1, got {args.seed}")
@@ -214,10 +218,10 @@ def to_config(args: argparse.Namespace) -> GenerationConfig:
     sampling = dataclasses.replace(sampling, seed=daily.seed)
     return GenerationConfig(
         categories=categories,
-        brainstorm_rounds=args.brainstorm_rounds,
-        tasks_per_category=args.tasks_per_category,
-        examples_per_task=args.examples_per_task,
-        examples_per_symmetric_type=args.examples_per_symmetric_type,
+        brainstorm_rounds=sizes["brainstorm_rounds"],
+        tasks_per_category=sizes["tasks_per_category"],
+        examples_per_task=sizes["examples_per_task"],
+        examples_per_symmetric_type=sizes["examples_per_symmetric_type"],
         seed=daily.seed,
         max_parse_retries=args.max_parse_retries,
         sampling=sampling,
@@ -234,4 +238,11 @@ def to_config(args: argparse.Namespace) -> GenerationConfig:
         incremental=daily,
         terminal=terminal.to_settings(args),
         dry_run=dry_run_options.settings_from_args(args),
+        budget=budget_spec(
+            args.model,
+            getattr(args, "thinking_budget", None),
+            args.max_tokens,
+            args.n_ctx if args.model == "embedded" else None,
+        ),
+        plan=plan,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from transforms import metrics
+from transforms.mix import size_plan
 from transforms.quality.contamination import CHECK_NAME as CONTAMINATION
 from transforms.sinks import REJECTED
 
@@ -31,6 +32,9 @@ class RunReport:
     quality: dict = dataclasses.field(default_factory=dict)  # quality family -> {key: count}
     output: str | None = None  # --output, named in the quality lines
     batch_jobs: str | None = None  # the batch prediction jobs of a --vertex-batch run
+    replies_at_cap: int = 0  # replies that stopped at their completion-token cap
+    target_shares: dict = dataclasses.field(default_factory=dict)  # category -> share asked for (--mix)
+    target_total: int | None = None  # --examples
 
     def dead_for(self, category: str, stage: str = "generate") -> int:
         return sum(n for (s, c, _), n in self.dead.items() if s == stage and c == category)
@@ -80,7 +84,7 @@ def from_metrics(pipeline_result, config, wall_seconds: float) -> RunReport:
         skipped=families[metrics.SKIPPED],
         dead=families[metrics.DEAD_LETTER],
         rows_by_language=families[metrics.ROWS_BY_LANGUAGE],
-        brainstorm_calls=len(config.brainstorm_categories) * config.brainstorm_rounds,
+        brainstorm_calls=sum(n for _, n in size_plan(config).rounds),
         tasks_returned=counters[metrics.BRAINSTORM_TASKS_RETURNED],
         parse_retries=counters[metrics.PARSE_RETRIES],
         tokens={
@@ -94,6 +98,9 @@ def from_metrics(pipeline_result, config, wall_seconds: float) -> RunReport:
         quality=quality,
         output=config.output,
         batch_jobs=_batch_jobs(config),
+        replies_at_cap=counters[metrics.REPLIES_AT_CAP],
+        target_shares=dict(size_plan(config).target),
+        target_total=size_plan(config).total,
     )
 
 
@@ -133,6 +140,13 @@ def format_summary(report: RunReport) -> str:
         lines.append("dead letters by reason:")
         for (s, c, reason), n in sorted(report.dead.items()):
             lines.append(f"  {s:<11}{c:<22}{reason:<16}{n:>6}")
+    if report.target_shares:
+        lines.append(
+            f"category mix (--mix, --examples {report.target_total}): share of requested rows, target / achieved"
+        )
+        for c, share in report.target_shares.items():
+            achieved = report.requested.get(c, 0) / total_req if total_req else 0.0
+            lines.append(f"  {c:<22}{share:>8.1%}{achieved:>9.1%}")
     lines.append(f"parse retries: {report.parse_retries}")
     if report.skipped or report.journal_reused:
         lines.append(
@@ -144,6 +158,11 @@ def format_summary(report: RunReport) -> str:
         f"tokens: {t['replies_prompt']} prompt + {t['replies_completion']} completion over {report.replies} model "
         f"replies (brainstorm calls, re-asks and dead letters included); in written rows: {t['prompt']} prompt + "
         f"{t['completion']} completion"
+    )
+    decoded = t["replies_completion"]
+    kept = f"{t['completion'] / decoded:.0%}" if decoded else "n/a"
+    lines.append(
+        f"completion tokens kept in written rows: {kept}; replies that hit their token cap: {report.replies_at_cap}"
     )
     lines.append(f"time: {report.wall_seconds:.1f} s wall, {report.model_seconds:.1f} s in model calls")
     lines += _quality_lines(report)

@@ -65,10 +65,11 @@ def test_dry_run_calls_no_model_writes_nothing_and_counts_the_planned_calls(tmp_
         else:
             expected[(t.name, "generate")] = 5
     assert {k: v[0] for k, v in table.items()} == expected
-    config = to_config(parse_args(["--output", str(out), *REMOTE, *SIZES])[0])
+    args = parse_args(["--output", str(out), *REMOTE, *SIZES])[0]
+    config = to_config(args)
     assert {k: v[0] for k, v in table.items()} == _planned(config)
-    for calls, input_tokens, cap, expect in table.values():
-        assert input_tokens > 20 * calls and 0 < expect <= cap <= 1024 * calls
+    for calls, input_tokens, cap, expect in table.values():  # caps never above --max-tokens per call
+        assert input_tokens > 20 * calls and 0 < expect <= cap <= args.max_tokens * calls
     assert "4 characters per token" in printed and "stand-in task" in printed
     assert "6 model-call stages" in printed  # brainstorm and generate, 1 + 2 attempts each, in the built graph
     assert "at most 126 calls" in printed  # 4 x (2 + 6) + 2 x 5 = 42 first attempts, x (1 + 2 re-asks)

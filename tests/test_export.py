@@ -109,8 +109,12 @@ def test_every_category_maps_its_roles_as_in_the_recipe(category):
     assert tuple(got) == TRAINING_COLUMNS
     if recipe.get_task_type(category).brainstorm:
         assert got["anchor"] == f"Instruct: {row['task']}\nQuery: {row[anchor_key]}"
-    else:
-        assert got["anchor"] == row[anchor_key], "symmetric categories have no task, so no instruction"
+    else:  # the paper's task definitions (Tables 14 and 16)
+        definition = {
+            "monolingual-triplet": "Retrieve semantically similar text.",
+            "bitext-retrieval": "Retrieve parallel sentences.",
+        }[category]
+        assert got["anchor"] == f"Instruct: {definition}\nQuery: {row[anchor_key]}"
     assert got["positive"] == row[positive_key] and not got["positive"].startswith("Instruct:")
     assert got["negative"] == (row[negative_key] if negative_key else None)
     assert (got["category"], got["example_id"]) == (category, row["example_id"])

@@ -130,3 +130,131 @@ def test_retried_request_gets_a_new_seed():
         _, retry, _ = p | beam.Create([_result("nope", "x")]) | ParseAndValidate(run_seed=1, max_retries=2)
         original = _request(element_id="x").sampling_seed
         assert_that(retry | beam.Map(lambda r: r.sampling_seed != original), equal_to([True]))
+
+
+def _sts_request():
+    attributes = (
+        ("unit", "sentence"),
+        ("difficulty", "college"),
+        ("high_score", "4.5"),
+        ("low_score", "2.5"),
+        ("language", "en"),
+    )
+    return render(Element("sts", "monolingual-triplet", "generate", None, attributes), run_seed=1)
+
+
+STS = {"S1": "The cat sleeps on the mat.", "S2": "A cat is asleep on a rug.", "S3": "The dog runs in the park."}
+
+
+@pytest.mark.parametrize(
+    "reply,reason",
+    [
+        # The field names echoed back, as a tiny model does ({"S1": "S1", "S2": "S2", "S3": "S3"}).
+        ({"S1": "S1", "S2": "S2", "S3": "S3"}, "echoed_field"),
+        ({**STS, "S3": "s3."}, "echoed_field"),
+        ({**STS, "S2": "S1"}, "echoed_field"),  # another field's name is an echo too
+        ({**STS, "S1": "S1: S1: S1: S2: S1: S3:"}, "echoed_field"),  # nothing but field names
+        # Placeholder junk instead of text.
+        ({**STS, "S1": "T1.4"}, "placeholder"),
+        ({**STS, "S2": "..."}, "placeholder"),
+        ({**STS, "S2": "…"}, "placeholder"),
+        ({**STS, "S3": "<text>"}, "placeholder"),
+        ({**STS, "S3": "{sentence}"}, "placeholder"),
+        ({**STS, "S1": "string"}, "placeholder"),
+        ({**STS, "S1": "Lorem ipsum"}, "placeholder"),
+        # Fields that must differ, equal (after case and punctuation).
+        ({**STS, "S3": STS["S2"]}, "same_fields"),
+        ({**STS, "S2": STS["S1"].upper().rstrip(".")}, "same_fields"),
+    ],
+)
+def test_degenerate_sts_replies_fail_validation(reply, reason):
+    with pytest.raises(ParseFailure) as info:
+        validate(_sts_request(), reply)
+    assert info.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    "reply,reason",
+    [
+        ({**VALID, "positive_document": "user_query"}, "echoed_field"),
+        ({**VALID, "hard_negative_document": "positive document"}, "echoed_field"),
+        ({**VALID, "user_query": "[query]"}, "placeholder"),
+        ({**VALID, "positive_document": "q", "hard_negative_document": "n"}, "same_fields"),
+        # The document is the query copied (repeated, or with a word added).
+        (
+            {**VALID, "user_query": "how do plants make food", "positive_document": "How do plants make food? Yes."},
+            "copied_field",
+        ),
+        (
+            {
+                **VALID,
+                "user_query": "best hiking boots for winter",
+                "hard_negative_document": "best hiking boots for winter best hiking boots for winter",
+            },
+            "copied_field",
+        ),
+    ],
+)
+def test_degenerate_retrieval_replies_fail_validation(reply, reason):
+    with pytest.raises(ParseFailure) as info:
+        validate(_request(), reply)
+    assert info.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        STS,
+        {**STS, "S1": "S1 is the name of a motorway in Vienna."},  # starts like a field name, but is text
+        {**STS, "S3": "5"},  # a number is not a placeholder
+        {**STS, "S2": "A1 is the first level of the language framework."},
+    ],
+)
+def test_real_text_passes(reply):
+    assert validate(_sts_request(), reply) == reply
+
+
+def test_a_quoted_query_inside_a_long_document_is_left_to_the_quality_checks():
+    doc = "Many gardeners ask how do plants make food, and the answer is photosynthesis in the leaves of the plant."
+    reply = {**VALID, "user_query": "how do plants make food", "positive_document": doc}
+    assert validate(_request(), reply)["positive_document"] == doc
+
+
+def test_placeholder_tasks_are_dropped_from_a_brainstorm_list():
+    request = _request(stage=STAGE_BRAINSTORM)
+    assert validate(request, ["...", "Given a claim, find evidence.", "<task>", "string"]) == [
+        "Given a claim, find evidence."
+    ]
+    with pytest.raises(ParseFailure, match="no_tasks"):
+        validate(request, ["...", "T1.4"])
+
+
+def test_a_brainstorm_list_cut_by_its_cap_keeps_its_complete_tasks():
+    text = '["Given a claim, find evidence.", "Given a recipe, find its origin.", "Given a word, fi'
+    result = PredictionResult(
+        _request(stage=STAGE_BRAINSTORM, element_id="b"), Completion(text=text, model="m", finish_reason="length")
+    )
+    with TestPipeline() as p:
+        parsed, retry, dead = p | beam.Create([result]) | ParseAndValidate(run_seed=1, max_retries=1)
+        assert_that(
+            parsed | beam.Map(lambda t: t[2]),
+            equal_to([["Given a claim, find evidence.", "Given a recipe, find its origin."]]),
+        )
+
+
+def test_degenerate_replies_are_re_asked_then_dead_lettered_with_their_reason():
+    echoed = json.dumps({"S1": "S1", "S2": "S2", "S3": "S3"})
+    first = PredictionResult(_sts_request(), Completion(text=echoed, model="m"))
+    last = PredictionResult(_sts_request()._replace(attempt=2), Completion(text=echoed, model="m"))
+    with TestPipeline() as p:
+        _, retry, dead = p | beam.Create([first, last]) | ParseAndValidate(run_seed=1, max_retries=2)
+        assert_that(
+            retry | "Retry" >> beam.Map(lambda r: (r.attempt, r.failures[-1].split(":")[1].strip())),
+            equal_to([(1, "echoed_field")]),
+            label="retry",
+        )
+        assert_that(
+            dead | "Dead" >> beam.Map(lambda d: (d.reason, d.attempts, d.raw_text)),
+            equal_to([("echoed_field", 3, echoed)]),
+            label="dead",
+        )

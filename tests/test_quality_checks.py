@@ -63,7 +63,7 @@ PLANTED = {
         {"length:user_query"},
     ),
     "query longer than query_length": ("retrieval-de", {"query_length": "less than 5 words"}, {"length:user_query"}),
-    "classification text too short": ("classification-en", {"num_words": "at least 50"}, {"length:input_text"}),
+    "classification text too short": ("classification-en", {"num_words": "at least 100"}, {"length:input_text"}),
     "query copied into the positive": (
         "retrieval-en",
         {"positive_document": ENGLISH_DOC + " How do green plants turn sunlight into stored chemical energy?"},
@@ -156,16 +156,44 @@ def test_no_word_count_for_languages_without_spaces(detector):
     [
         ("less than 5 words", (0, 4)),
         ("5 to 15 words", (5, 15)),
-        ("at least 10 words", (10, float("inf"))),
+        ("at least 10 words", (5, float("inf"))),
         ("less than 10", (0, 9)),
-        ("at least 200", (200, float("inf"))),
+        ("at least 200", (100, float("inf"))),
+        ("at least 300 words", (150, float("inf"))),
         ("300", (150, 450)),
+        ("about 300 words", (150, 450)),
         ("sentence", (4, 60)),
         ("phrase", (2, 15)),
+        ("very short", (1, 40)),
     ],
 )
 def test_length_bounds(value, bounds):
     assert length_bounds(value, 0.5) == bounds
+
+
+def test_documents_that_obey_at_least_are_not_flagged(detector):
+    """The prompt asks for "at least {num_words} words": a 50-word ask answered with ~400 words passes."""
+    long_doc = " ".join([make_row("retrieval-en")["positive_document"]] * 7)
+    row = make_row("retrieval-en", num_words="50", positive_document=long_doc)
+    assert "length:positive_document" not in _failures(row, detector)
+    assert not {f for f in _failures(make_row("retrieval-en", num_words="100"), detector) if f.startswith("length")}
+
+
+def test_less_than_passes_anything_under_and_nothing_at_the_bound():
+    row = make_row("classification-en", num_words="less than 10", input_text="Final won on penalties.")
+    assert "length:input_text" not in check_row(row, None, SETTINGS)[1]
+    row = make_row("classification-en", num_words="less than 10", input_text=" ".join(["goal"] * 10))
+    assert "length:input_text" in check_row(row, None, SETTINGS)[1]
+
+
+def test_length_rules_come_from_the_declarations():
+    asked = {(t.name, f.key): f.length for t in recipe.TASK_TYPES for f in t.outputs if f.length is not None}
+    assert asked[("text-retrieval", "positive_document")] == "at least {num_words} words"
+    assert asked[("text-matching-long", "input")] == "at least 300 words"
+    assert asked[("text-matching-short", "input")] == "very short"
+    for t in recipe.TASK_TYPES:
+        names = check_names(t)
+        assert [n for n in names if n.startswith("length:")] == [f"length:{f.key}" for f in t.outputs if f.length]
 
 
 def test_every_length_attribute_value_is_understood():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+from collections.abc import Mapping
 
 import apache_beam as beam
 
@@ -28,12 +29,17 @@ __all__ = [
 _SPACE = re.compile(r"\s+")
 
 
-def brainstorm_elements(categories, rounds: int, run_seed: int) -> list[Element]:
-    """One element per (category, round), with a stable id."""
+def _per_category(value, category: str) -> int:
+    """``value`` itself, or its entry for ``category`` when it is a mapping (a per-category plan)."""
+    return value[category] if isinstance(value, Mapping) else value
+
+
+def brainstorm_elements(categories, rounds, run_seed: int) -> list[Element]:
+    """One element per (category, round), with a stable id; ``rounds``: an int or a per-category mapping."""
     return [
         Element(stable_id(run_seed, category, STAGE_BRAINSTORM, r), category, STAGE_BRAINSTORM)
         for category in categories
-        for r in range(rounds)
+        for r in range(_per_category(rounds, category))
     ]
 
 
@@ -69,20 +75,26 @@ class DedupTasks(beam.PTransform):
 
 
 class CapPerCategory(beam.PTransform):
-    """(category, task) -> (category, task), at most ``cap`` per category, chosen by a seeded hash."""
+    """(category, task) -> (category, task), at most ``cap`` per category, chosen by a seeded hash.
 
-    def __init__(self, cap: int, run_seed: int):
+    ``cap`` is an int or a per-category mapping.
+    """
+
+    def __init__(self, cap, run_seed: int):
         super().__init__()
-        self._cap = cap
+        self._cap = dict(cap) if isinstance(cap, Mapping) else cap
         self._run_seed = run_seed
 
     def expand(self, pairs):
         rank = functools.partial(_rank, self._run_seed)
+        cap = self._cap
+        most = max(cap.values(), default=1) if isinstance(cap, dict) else cap
         return (
             pairs
             | "KeyByCategory" >> beam.Map(lambda pair: (pair[0], pair))
-            | "LowestRanks" >> beam.combiners.Top.PerKey(self._cap, key=rank, reverse=True)
-            | "Unpack" >> beam.FlatMap(lambda kv: kv[1])
+            | "LowestRanks" >> beam.combiners.Top.PerKey(most, key=rank, reverse=True)
+            # Top keeps the lowest ranks first, so each category's own cap is a prefix.
+            | "Unpack" >> beam.FlatMap(lambda kv: kv[1][: _per_category(cap, kv[0])])
         )
 
 
@@ -124,8 +136,8 @@ class BrainstormTasks(beam.PTransform):
 
     Args:
         categories: The brainstormed categories.
-        rounds: Brainstorm calls per category.
-        cap: Tasks kept per category.
+        rounds: Brainstorm calls per category (an int, or a per-category mapping).
+        cap: Tasks kept per category (an int, or a per-category mapping).
         calls: What the model calls need (ModelCalls).
         finished: Ids an earlier run finished (``--resume``), or None.
         near_dup_threshold: Word-bigram Jaccard at which two tasks of a category are near-duplicates.
@@ -133,6 +145,7 @@ class BrainstormTasks(beam.PTransform):
         contamination: Settings of the evaluation-instruction check (default: its defaults).
         remove_contaminated: Remove contaminated tasks before the cap (else they are flagged after it).
         earlier_tasks: (category, task) of earlier runs (--exclude-from): new tasks near one are dropped.
+        budget: How the brainstorm requests' token caps are sized (transforms/budget.py), or None for the default.
     """
 
     def __init__(
@@ -147,9 +160,11 @@ class BrainstormTasks(beam.PTransform):
         contamination: ContaminationSettings | None = None,
         remove_contaminated: bool = False,
         earlier_tasks=None,
+        budget=None,
     ):
         super().__init__()
         self._earlier_tasks = earlier_tasks  # (category, task) of earlier runs (--exclude-from), or None
+        self._budget = budget
         self._templates = templates
         self._contamination = contamination or ContaminationSettings()
         self._remove_contaminated = remove_contaminated
@@ -167,7 +182,7 @@ class BrainstormTasks(beam.PTransform):
         )
         if self._finished is not None:  # --resume: a call dead-lettered by the earlier run stays dead-lettered
             calls = calls | "DropFinished" >> DropFinished(self._finished)
-        requests = calls | "RenderBrainstormPrompts" >> RenderPrompts(seed, self._templates)
+        requests = calls | "RenderBrainstormPrompts" >> RenderPrompts(seed, self._templates, self._budget)
         parsed, dead = requests | "AskForTasks" >> CallModel(self._calls)
         tasks = (
             parsed

@@ -24,7 +24,9 @@ class ToRow(beam.DoFn):
         request, completion, outputs = parsed
         row = example_row(request, completion, outputs, self._run_seed)
         self._counters.inc(metrics.WRITTEN, row["category"])
-        self._counters.inc(metrics.ROWS_BY_LANGUAGE, row["category"], row_language(dict(request.element.attributes)))
+        self._counters.inc(
+            metrics.ROWS_BY_LANGUAGE, row["category"], row_language(dict(request.element.attributes), row["category"])
+        )
         self._counters.inc(metrics.TOKENS, "prompt", n=completion.prompt_tokens)
         self._counters.inc(metrics.TOKENS, "completion", n=completion.completion_tokens)
         yield row

@@ -30,6 +30,7 @@ __all__ = [
     "ROWS_BY_LANGUAGE",
     "PARSE_RETRIES",
     "REPLIES",
+    "REPLIES_AT_CAP",
     "TOKENS",
     "BRAINSTORM_TASKS_RETURNED",
     "BRAINSTORM_NEAR_DUPLICATES",
@@ -69,6 +70,7 @@ DEAD_LETTER = "dead_letter"  # <stage>/<category>/<reason>
 ROWS_BY_LANGUAGE = "rows_by_language"  # <category>/<language>
 PARSE_RETRIES = "parse_retries"
 REPLIES = "replies"  # every model reply, whatever became of it
+REPLIES_AT_CAP = "replies_at_cap"  # replies that stopped at their completion-token cap (finish_reason "length")
 TOKENS = "tokens"  # <kind>: prompt, completion (written rows), brainstorm, replies_prompt, replies_completion
 BRAINSTORM_TASKS_RETURNED = "brainstorm/tasks_returned"
 BRAINSTORM_NEAR_DUPLICATES = "brainstorm/near_duplicates"  # <category>

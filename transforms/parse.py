@@ -12,7 +12,16 @@ import apache_beam as beam
 from transforms import metrics, recipe
 from transforms.elements import STAGE_BRAINSTORM, Completion, DeadLetter, PromptRequest, derive_seed
 
-__all__ = ["ParseFailure", "ParseAndValidate", "extract_json", "validate", "REASONS", "clean_text"]
+__all__ = [
+    "ParseFailure",
+    "ParseAndValidate",
+    "extract_json",
+    "validate",
+    "degenerate",
+    "salvage_array",
+    "REASONS",
+    "clean_text",
+]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -26,11 +35,26 @@ REASONS = (
     "missing_keys",  # a required key is absent
     "empty_field",  # a required value is not a non-empty string
     "invalid_text",  # a value cannot be stored as UTF-8 text (lone surrogates)
+    "echoed_field",  # a value is a field name of the reply ({"S1": "S1"}, "user_query")
+    "placeholder",  # a value is placeholder junk ("...", "<text>", "string", "T1.4")
+    "same_fields",  # two values that must differ are equal (the query is the document, both labels alike)
+    "copied_field",  # a value is mostly another value copied (the document is the query, repeated)
     "no_tasks",  # a brainstorm reply held no usable task
     "internal_error",  # a bug in this stage; the element is kept as a dead letter, never lost
 )
 
 _FENCE = re.compile(r"```[a-zA-Z0-9_-]*\s*\n?(.*?)(?:```|$)", re.DOTALL)
+
+# A whole value that is only punctuation ("...", "-"), a bracketed slot ("<text>", "{language}", "[insert]"),
+# or an outline number ("T1.4", "S2.1"): what a model writes when it fills in the form instead of the task.
+_PLACEHOLDER = re.compile(r"^(?:[\W_]*|<[^<>]*>|\{[^{}]*\}|\[[^\[\]]*\]|[A-Za-z]{1,3}\d+(?:\.\d+)+)$")
+_PLACEHOLDER_WORDS = frozenset(
+    {
+        "string", "str", "text", "value", "placeholder", "example", "sample", "todo", "tbd", "xxx", "n/a",
+        "null", "undefined", "lorem ipsum", "your text here", "text here", "insert text here", "your answer",
+    }
+)  # fmt: skip
+_EDGES = re.compile(r"^[\W_]+|[\W_]+$")
 
 
 class ParseFailure(Exception):
@@ -89,6 +113,67 @@ def _check_text(key: str, value: Any) -> str:
     return value.strip()
 
 
+def _plain(text: str) -> str:
+    """The form values are compared in: case-folded, whitespace collapsed, edge punctuation dropped."""
+    return " ".join(_EDGES.sub("", token) for token in text.casefold().split() if _EDGES.sub("", token))
+
+
+def _field_names(task_type: recipe.TaskType) -> frozenset:
+    return frozenset(_plain(k.replace("_", " ")) for k in task_type.output_keys) | frozenset(
+        _plain(k) for k in task_type.output_keys
+    )
+
+
+def degenerate(value: str, names: frozenset = frozenset()) -> str | None:
+    """``echoed_field`` or ``placeholder`` when ``value`` is one, else None (``names``: field names, plain form)."""
+    plain = _plain(value.replace("_", " "))
+    if plain in names or _plain(value) in names:
+        return "echoed_field"
+    tokens = [_EDGES.sub("", t) for t in re.split(r"[\s:=,;]+", value.casefold())]
+    tokens = [t for t in tokens if t]
+    if names and len(tokens) > 1 and all(t in names for t in tokens):  # "S1: S1: S2: S3"
+        return "echoed_field"
+    if _PLACEHOLDER.match(value.strip()) or plain in _PLACEHOLDER_WORDS:
+        return "placeholder"
+    return None
+
+
+def _check_outputs(task_type: recipe.TaskType, outputs: dict) -> dict:
+    """Refuse replies that fill in the form instead of the task (see REASONS); subtler defects are left to checks."""
+    names = _field_names(task_type)
+    for key, text in outputs.items():
+        reason = degenerate(text, names)
+        if reason is not None:
+            raise ParseFailure(reason, f"{key!r} is {text[:40]!r}")
+    plain = {key: _plain(text) for key, text in outputs.items()}
+    for a, b in task_type.distinct_pairs:
+        if plain[a] == plain[b]:
+            raise ParseFailure("same_fields", f"{a!r} and {b!r} are the same text: {outputs[a][:40]!r}")
+    for rule in task_type.copy_rules:
+        needle, haystack = plain[rule.needle], plain[rule.haystack]
+        if needle and needle in haystack and 2 * len(needle.split()) >= len(haystack.split()):
+            raise ParseFailure("copied_field", f"{rule.haystack!r} is mostly {rule.needle!r} copied")
+    return outputs
+
+
+def salvage_array(text: str) -> list:
+    """The complete items of a JSON array cut off by the token cap (``[`` "a", "b", "c...`` -> ["a", "b"])."""
+    decoder = json.JSONDecoder()
+    start = text.find("[")
+    items: list = []
+    if start < 0:
+        return items
+    pos = start + 1
+    while True:
+        while pos < len(text) and text[pos] in " \t\r\n,":
+            pos += 1
+        try:
+            item, pos = decoder.raw_decode(text, pos)
+        except (json.JSONDecodeError, RecursionError):
+            return items
+        items.append(item)
+
+
 def validate(request: PromptRequest, value: Any) -> Any:
     """Check a parsed value against what the request asked for.
 
@@ -104,13 +189,13 @@ def validate(request: PromptRequest, value: Any) -> Any:
             raise ParseFailure("wrong_type", f"expected a JSON array of strings, got {type(value).__name__}")
         tasks = []
         for item in value:
-            if isinstance(item, str) and item.strip():
+            if isinstance(item, str) and item.strip() and degenerate(item) is None:
                 try:
                     tasks.append(_check_text("task", item))
                 except ParseFailure:
                     continue
         if not tasks:
-            raise ParseFailure("no_tasks", "the array holds no non-empty string")
+            raise ParseFailure("no_tasks", "the array holds no usable task (empty strings or placeholders)")
         return tasks
     task_type = recipe.get_task_type(element.category)
     if not isinstance(value, dict):
@@ -120,13 +205,21 @@ def validate(request: PromptRequest, value: Any) -> Any:
         raise ParseFailure(
             "missing_keys", f"missing {', '.join(missing)}; got {', '.join(map(str, value)) or 'no keys'}"
         )
-    return {k: _check_text(k, value[k]) for k in task_type.output_keys}
+    return _check_outputs(task_type, {k: _check_text(k, value[k]) for k in task_type.output_keys})
 
 
 def _parse(request: PromptRequest, completion: Completion) -> Any:
     if completion.error is not None:
         raise ParseFailure("model_error", completion.error)
-    return validate(request, extract_json(completion.text, completion.finish_reason))
+    try:
+        value = extract_json(completion.text, completion.finish_reason)
+    except ParseFailure as failure:
+        # A brainstorm list cut off by its token cap still holds the tasks written before the cut.
+        salvaged = salvage_array(completion.text) if request.element.stage == STAGE_BRAINSTORM else []
+        if failure.reason != "truncated_json" or not salvaged:
+            raise
+        value = salvaged
+    return validate(request, value)
 
 
 class _ParseDoFn(beam.DoFn):
@@ -144,6 +237,7 @@ class _ParseDoFn(beam.DoFn):
         self._replies = metrics.counter(metrics.REPLIES)
         self._reply_prompt_tokens = metrics.counter(metrics.TOKENS, "replies_prompt")
         self._reply_completion_tokens = metrics.counter(metrics.TOKENS, "replies_completion")
+        self._at_cap = metrics.counter(metrics.REPLIES_AT_CAP)  # finish_reason "length": the reply hit its cap
 
     def _count_dead(self, stage: str, category: str, reason: str):
         key = (stage, category, reason)
@@ -156,6 +250,8 @@ class _ParseDoFn(beam.DoFn):
         self._replies.inc()
         self._reply_prompt_tokens.inc(completion.prompt_tokens)
         self._reply_completion_tokens.inc(completion.completion_tokens)
+        if completion.finish_reason == "length":
+            self._at_cap.inc()
         try:
             value = _parse(request, completion)
         except ParseFailure as failure:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 __all__ = [
     "Attribute",
     "OutputField",
+    "CopyRule",
     "TaskType",
     "TASK_TYPES",
     "CATEGORIES",
@@ -19,6 +21,7 @@ __all__ = [
     "language_name",
     "BRAINSTORM_SCHEMA",
     "BRAINSTORM_MAX_TASKS",
+    "register_task_type",
 ]
 
 
@@ -31,11 +34,14 @@ class Attribute:
         values: The closed set of allowed values; empty for language attributes,
             whose values come from the language pool.
         help: One line for ``--help``.
+        differs_from: A language attribute whose value this one must never take (bitext: the target is never
+            the source); the sampler draws around it and the flags are checked against it.
     """
 
     name: str
     values: tuple[str, ...]
     help: str
+    differs_from: str | None = None
 
     @property
     def is_language(self) -> bool:
@@ -54,23 +60,64 @@ class OutputField:
         key: The JSON key (also the record field name).
         role: Training role: ``anchor``, ``positive`` or ``negative``.
         max_chars: Upper bound on the string length, given to constrained decoding
-            so that generation always terminates.
+            so that generation always terminates; room for the longest text the prompt can ask for.
+        length: The length the prompt asks for, in the recipe's words, with ``{attribute}`` read from the
+            element: ``"at least {num_words} words"``, ``"{query_length}"``, ``"{unit}"``, ``"very short"``
+            (see transforms/quality/checks.py length_bounds); None: no length is asked (a label).
+        language: The attribute that holds the language this output is written in.
     """
 
     key: str
     role: str
     max_chars: int
+    length: str | None = None
+    language: str = "language"
+
+    def length_rule(self, attributes: Mapping[str, str]) -> str | None:
+        """The length asked of this output for an element with ``attributes``, e.g. "at least 300 words"."""
+        return None if self.length is None else self.length.format(**attributes)
+
+
+@dataclasses.dataclass(frozen=True)
+class CopyRule:
+    """The text of ``needle`` must not appear verbatim in ``haystack``.
+
+    Attributes:
+        needle: Output key that must not be copied.
+        haystack: Output key it must not be copied into.
+        min_words: Below this many words the needle only counts as copied when the haystack equals it
+            (a one-word label inside a long text is a copy; a two-word query inside a document is not).
+    """
+
+    needle: str
+    haystack: str
+    min_words: int = 4
 
 
 @dataclasses.dataclass(frozen=True)
 class TaskType:
-    """Everything about one task type of the recipe."""
+    """Everything about one task type of the recipe.
+
+    Attributes:
+        name: Category name (output table, ``--categories`` value).
+        brainstorm: Whether tasks are brainstormed first (False: symmetric types, one element per example).
+        attributes: What is sampled per element.
+        outputs: The JSON keys of the reply, with their roles, lengths and languages.
+        summary: One line for docs and ``--help``.
+        copy_rules: Which outputs must not be copied into which.
+        distinct: Pairs of outputs that must differ (None: every pair).
+        instruction: The task definition of training rows when there is no brainstormed task
+            (the paper's, for the symmetric types).
+    """
 
     name: str
     brainstorm: bool
     attributes: tuple[Attribute, ...]
     outputs: tuple[OutputField, ...]
     summary: str
+    copy_rules: tuple[CopyRule, ...] = ()
+    distinct: tuple[tuple[str, str], ...] | None = None
+    instruction: str | None = None
     # Names of the generate templates (prompts/generate/<type>/<name>.jinja2), one drawn per element;
     # empty: the single file prompts/generate/<type>.jinja2.
     templates: tuple[str, ...] = ()
@@ -110,6 +157,29 @@ class TaskType:
     def output_keys(self) -> tuple[str, ...]:
         return tuple(f.key for f in self.outputs)
 
+    @property
+    def distinct_pairs(self) -> tuple[tuple[str, str], ...]:
+        """The pairs of output keys that must differ, in declaration order."""
+        if self.distinct is not None:
+            return self.distinct
+        keys = self.output_keys
+        return tuple((a, b) for i, a in enumerate(keys) for b in keys[i + 1 :])
+
+    @property
+    def language_attributes(self) -> tuple[str, ...]:
+        """The language attributes the outputs are written in, in output order, without repeats."""
+        return tuple(dict.fromkeys(f.language for f in self.outputs))
+
+    def language_label(self, values: Mapping[str, str]) -> str:
+        """The language(s) of an element or row with attribute ``values``: ``sw``, or ``en->sw`` for two."""
+        return "->".join(values[name] for name in self.language_attributes)
+
+    def output(self, key: str) -> OutputField:
+        for f in self.outputs:
+            if f.key == key:
+                return f
+        raise KeyError(f"{self.name} has no output {key!r}")
+
     def attribute(self, name: str) -> Attribute:
         for a in self.attributes:
             if a.name == name:
@@ -123,11 +193,15 @@ class TaskType:
                 return f.key
         return None
 
-    def json_schema(self) -> dict:
-        """The JSON schema the model's reply must satisfy (all keys required strings)."""
+    def json_schema(self, max_chars: Mapping[str, int] | None = None) -> dict:
+        """The JSON schema the model's reply must satisfy (all keys required strings).
+
+        ``max_chars`` narrows the string lengths of one request (what its prompt asks for); default: the declared.
+        """
+        limits = {f.key: f.max_chars for f in self.outputs} | dict(max_chars or {})
         return {
             "type": "object",
-            "properties": {f.key: {"type": "string", "minLength": 1, "maxLength": f.max_chars} for f in self.outputs},
+            "properties": {f.key: {"type": "string", "minLength": 1, "maxLength": limits[f.key]} for f in self.outputs},
             "required": list(self.output_keys),
             "additionalProperties": False,
         }
@@ -162,10 +236,11 @@ TASK_TYPES: tuple[TaskType, ...] = (
             _LANGUAGE,
         ),
         outputs=(
-            OutputField("user_query", "anchor", 400),
-            OutputField("positive_document", "positive", 4000),
-            OutputField("hard_negative_document", "negative", 4000),
+            OutputField("user_query", "anchor", 400, length="{query_length}"),
+            OutputField("positive_document", "positive", 6000, length="at least {num_words} words"),
+            OutputField("hard_negative_document", "negative", 6000, length="at least {num_words} words"),
         ),
+        copy_rules=(CopyRule("user_query", "positive_document"), CopyRule("user_query", "hard_negative_document")),
     ),
     TaskType(
         name="text-classification",
@@ -184,10 +259,12 @@ TASK_TYPES: tuple[TaskType, ...] = (
             _LANGUAGE,
         ),
         outputs=(
-            OutputField("input_text", "anchor", 2400),
+            OutputField("input_text", "anchor", 3000, length="{num_words} words"),
             OutputField("label", "positive", 200),
             OutputField("misleading_label", "negative", 200),
         ),
+        # Neither label appears in the text.
+        copy_rules=(CopyRule("label", "input_text", 1), CopyRule("misleading_label", "input_text", 1)),
     ),
     TaskType(
         name="text-matching-short",
@@ -197,9 +274,10 @@ TASK_TYPES: tuple[TaskType, ...] = (
         brainstorm_templates=_TEMPLATES,
         attributes=(_LANGUAGE,),
         outputs=(
-            OutputField("input", "anchor", 400),
-            OutputField("positive_document", "positive", 400),
+            OutputField("input", "anchor", 400, length="very short"),
+            OutputField("positive_document", "positive", 400, length="very short"),
         ),
+        copy_rules=(CopyRule("input", "positive_document"),),
     ),
     TaskType(
         name="text-matching-long",
@@ -209,9 +287,10 @@ TASK_TYPES: tuple[TaskType, ...] = (
         brainstorm_templates=_TEMPLATES,
         attributes=(_LANGUAGE,),
         outputs=(
-            OutputField("input", "anchor", 3000),
-            OutputField("positive_document", "positive", 3000),
+            OutputField("input", "anchor", 4500, length="at least 300 words"),
+            OutputField("positive_document", "positive", 4500, length="at least 300 words"),
         ),
+        copy_rules=(CopyRule("input", "positive_document"),),
     ),
     TaskType(
         name="monolingual-triplet",
@@ -226,10 +305,11 @@ TASK_TYPES: tuple[TaskType, ...] = (
             _LANGUAGE,
         ),
         outputs=(
-            OutputField("S1", "anchor", 1500),
-            OutputField("S2", "positive", 1500),
-            OutputField("S3", "negative", 1500),
+            OutputField("S1", "anchor", 1500, length="{unit}"),
+            OutputField("S2", "positive", 1500, length="{unit}"),
+            OutputField("S3", "negative", 1500, length="{unit}"),
         ),
+        instruction="Retrieve semantically similar text.",
     ),
     TaskType(
         name="bitext-retrieval",
@@ -242,20 +322,62 @@ TASK_TYPES: tuple[TaskType, ...] = (
             _HIGH_SCORE,
             Attribute("low_score", ("1.5", "2", "2.5"), "Similarity score S1 and S3 should have (1-5)."),
             Attribute("source_language", (), "Language of S1."),
-            Attribute("target_language", (), "Language of S2 and S3 (never the source language)."),
+            Attribute(
+                "target_language",
+                (),
+                "Language of S2 and S3 (never the source language).",
+                differs_from="source_language",
+            ),
         ),
         outputs=(
-            OutputField("S1", "anchor", 1500),
-            OutputField("S2", "positive", 1500),
-            OutputField("S3", "negative", 1500),
+            OutputField("S1", "anchor", 1500, length="{unit}", language="source_language"),
+            OutputField("S2", "positive", 1500, length="{unit}", language="target_language"),
+            OutputField("S3", "negative", 1500, length="{unit}", language="target_language"),
         ),
+        instruction="Retrieve parallel sentences.",
     ),
 )
 
-CATEGORIES: tuple[str, ...] = tuple(t.name for t in TASK_TYPES)
-BRAINSTORM_CATEGORIES: tuple[str, ...] = tuple(t.name for t in TASK_TYPES if t.brainstorm)
-SYMMETRIC_CATEGORIES: tuple[str, ...] = tuple(t.name for t in TASK_TYPES if not t.brainstorm)
-_BY_NAME: Mapping[str, TaskType] = {t.name: t for t in TASK_TYPES}
+CATEGORIES: tuple[str, ...] = ()
+BRAINSTORM_CATEGORIES: tuple[str, ...] = ()
+SYMMETRIC_CATEGORIES: tuple[str, ...] = ()
+_BY_NAME: dict[str, TaskType] = {}
+
+
+def _index(task_types: tuple[TaskType, ...]) -> None:
+    """Set TASK_TYPES and the name tuples every stage reads (module attributes, read at call time)."""
+    global TASK_TYPES, CATEGORIES, BRAINSTORM_CATEGORIES, SYMMETRIC_CATEGORIES
+    TASK_TYPES = task_types
+    CATEGORIES = tuple(t.name for t in task_types)
+    BRAINSTORM_CATEGORIES = tuple(t.name for t in task_types if t.brainstorm)
+    SYMMETRIC_CATEGORIES = tuple(t.name for t in task_types if not t.brainstorm)
+    _BY_NAME.clear()
+    _BY_NAME.update({t.name: t for t in task_types})
+
+
+_index(TASK_TYPES)
+
+
+@contextlib.contextmanager
+def register_task_type(task_type: TaskType) -> Iterator[TaskType]:
+    """Add a task type for the duration of a ``with`` block (tests declare toy types with it).
+
+    Every stage reads the declarations through this module at call time, so the new type is sampled, rendered,
+    parsed, written, checked and exported like the six of the recipe. Its templates must exist (see
+    transforms/render.py). The process-local registry is restored on exit; the DirectRunner runs in-process.
+    """
+    if task_type.name in _BY_NAME:
+        raise ValueError(f"task type {task_type.name!r} is already declared")
+    for f in task_type.outputs:
+        if f.language not in task_type.attribute_names:
+            raise ValueError(f"{task_type.name}: output {f.key!r} is in {f.language!r}, which is not an attribute")
+    before = TASK_TYPES
+    _index((*before, task_type))
+    try:
+        yield task_type
+    finally:
+        _index(before)
+
 
 BRAINSTORM_MAX_TASKS = 20
 BRAINSTORM_SCHEMA: dict = {

@@ -118,11 +118,10 @@ def table_name(name: str) -> str:
     return name.replace("-", "_")
 
 
-def row_language(row: dict) -> str:
-    """A row's language (or its element's attributes'): the code, or ``source->target`` for bitext."""
-    if row.get("language"):
-        return row["language"]
-    return f"{row.get('source_language')}->{row.get('target_language')}"
+def row_language(row: dict, category: str | None = None) -> str:
+    """A row's language (or its element's attributes', with ``category``): the code, or ``source->target`` when
+    its outputs are in two languages (bitext), as its task type declares."""
+    return recipe.get_task_type(category or row["category"]).language_label(row)
 
 
 def avro_schema(name: str, fields: tuple[Field, ...]) -> dict:

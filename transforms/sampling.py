@@ -47,27 +47,28 @@ def sample_attributes(element: Element, spec: SamplingSpec) -> Element:
     """Fill ``element.attributes`` from an RNG private to (run seed, element id).
 
     Pinned values are used as they are; other attributes are drawn uniformly from their
-    values, languages from the weighted pool. The bitext target language is never the source.
+    values, languages from the weighted pool. A language attribute declared ``differs_from`` another
+    (the bitext target) never takes that one's value, and the other is drawn around it when it is pinned.
     """
     task_type = recipe.get_task_type(element.category)
     pinned = spec.pinned_map
+    # attribute -> the attribute it must differ from, both ways round
+    apart = {a.name: a.differs_from for a in task_type.attributes if a.differs_from}
+    apart.update({other: name for name, other in list(apart.items())})
     rng = element_rng(spec.seed, element.element_id)
     values: dict[str, str] = {}
     for attr in task_type.attributes:
         # Draw for every attribute even when pinned, so pinning one attribute never shifts the others.
-        if attr.name == "target_language":
-            drawn = _weighted_choice(rng, spec.languages, exclude=values.get("source_language"))
-        elif attr.name == "source_language" and "target_language" in pinned and attr.name not in pinned:
-            drawn = _weighted_choice(rng, spec.languages, exclude=pinned["target_language"])
-        elif attr.is_language:
-            drawn = _weighted_choice(rng, spec.languages)
+        if attr.is_language:
+            other = apart.get(attr.name)
+            exclude = values.get(other) if other in values else pinned.get(other)
+            drawn = _weighted_choice(rng, spec.languages, exclude=exclude if attr.name not in pinned else None)
         else:
             drawn = rng.choice(attr.values)
         values[attr.name] = pinned.get(attr.name, drawn)
-    if values.get("source_language") is not None and values["source_language"] == values.get("target_language"):
-        raise ValueError(
-            f"element {element.element_id}: source and target language are both {values['source_language']}"
-        )
+    for name, other in apart.items():
+        if values[name] == values[other]:
+            raise ValueError(f"element {element.element_id}: {name} and {other} are both {values[name]}")
     return element._replace(attributes=tuple((a, values[a]) for a in task_type.attribute_names))
 
 

@@ -132,16 +132,18 @@ def _pins(args: argparse.Namespace, categories: tuple, pool: tuple) -> tuple:
         for name in ("language", "source_language", "target_language"):
             if name in pinned and pinned[name] not in codes:
                 raise ConfigError(f"{_ATTRIBUTES[name].flag} {pinned[name]} is not in --languages ({', '.join(codes)})")
-    if "bitext-retrieval" in categories:
-        src, tgt = pinned.get("source_language"), pinned.get("target_language")
-        if src is not None and src == tgt:
-            raise ConfigError(
-                f"--source-language and --target-language are both {src}; bitext pairs two different languages"
-            )
-        fixed = {code for code in (src, tgt) if code is not None}
-        if len(fixed) < 2 and len(set(codes) | fixed) < 2:
-            raise ConfigError(
-                "bitext-retrieval needs two different languages: give --languages at least two, "
-                "or pin --source-language and --target-language"
-            )
+    for task_type in (recipe.get_task_type(c) for c in categories):  # languages declared differs_from another
+        for attr in (a for a in task_type.attributes if a.differs_from):
+            flag, other_flag = attr.flag, task_type.attribute(attr.differs_from).flag
+            one, other = pinned.get(attr.name), pinned.get(attr.differs_from)
+            if one is not None and one == other:
+                raise ConfigError(
+                    f"{other_flag} and {flag} are both {one}; {task_type.name} pairs two different languages"
+                )
+            fixed = {code for code in (one, other) if code is not None}
+            if len(fixed) < 2 and len(set(codes) | fixed) < 2:
+                raise ConfigError(
+                    f"{task_type.name} needs two different languages: give --languages at least two, "
+                    f"or pin {other_flag} and {flag}"
+                )
     return tuple(pinned.items())

@@ -77,12 +77,32 @@ _MATCHING_LONG_FR = {
     "language": "fr",
     "input": (
         "J'ai acheté cet aspirateur il y a trois mois et je suis très satisfait. Il est léger, puissant et "
-        "la batterie tient presque une heure, ce qui suffit pour nettoyer tout mon appartement."
+        "la batterie tient presque une heure, ce qui suffit pour nettoyer tout mon appartement. Au début, "
+        "j'avais des doutes, car les modèles sans fil que j'avais essayés chez des amis perdaient vite leur "
+        "force dès que la charge baissait. Ici, rien de tel : la puissance reste constante jusqu'au bout, "
+        "même sur les tapis épais du salon. Le réservoir se vide d'un seul geste au-dessus de la poubelle, "
+        "sans que la poussière ne retombe partout. Les accessoires sont bien pensés, surtout la petite "
+        "brosse pour les plinthes et le long embout qui passe sous le canapé. Le bruit est supportable, "
+        "on peut encore écouter la radio pendant le ménage. Je regrette seulement que le chargeur mural "
+        "soit un peu encombrant dans l'entrée. Le filtre se rince à l'eau froide et sèche en une nuit. "
+        "Après une centaine d'utilisations, la batterie ne montre aucun signe de faiblesse. Ma fille, "
+        "allergique aux acariens, remarque aussi que l'air de sa chambre semble plus sain depuis que nous "
+        "passons l'appareil deux fois par semaine. Pour le prix demandé, je le recommande sans hésiter à "
+        "toute famille qui veut gagner du temps."
     ),
     "positive_document": (
         "Cet appareil m'a vraiment convaincu depuis que je l'utilise chaque semaine. Sa puissance "
         "d'aspiration est excellente, il se manie facilement et son autonomie permet de faire toute la maison "
-        "sans recharger."
+        "sans recharger. Avant lui, nous avions un gros modèle à câble qui pesait lourd dans l'escalier et "
+        "dont le fil s'accrochait aux pieds des chaises. Désormais, deux étages y passent en une seule "
+        "séance, moquettes comprises. Vider le bac est propre et rapide. Les embouts fournis couvrent tous "
+        "les besoins : coins étroits, rideaux, sièges de voiture. Mon mari apprécie qu'il tienne accroché "
+        "au mur du garage, toujours prêt. Côté bruit, il reste discret, les enfants dorment pendant que je "
+        "nettoie le couloir. Un défaut mineur : la notice est mal traduite et il faut deviner certains "
+        "réglages. L'entretien se limite à laver la mousse de temps en temps. Au bout de six mois, "
+        "l'accumulateur garde toute son endurance. Nous avons même offert le même à mes beaux-parents, "
+        "qui en sont ravis à leur tour. Franchement, c'est l'achat ménager le plus réussi de notre année, "
+        "et je le conseille volontiers à quiconque hésite encore entre plusieurs marques."
     ),
 }
 

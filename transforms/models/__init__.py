@@ -45,13 +45,14 @@ class Decoding:
     """Settings every backend takes (the source of their flags' defaults).
 
     Attributes:
-        max_tokens: Upper bound of tokens per reply.
+        max_tokens: Upper bound of completion tokens per reply; each request has its own lower cap
+            (PromptRequest.max_tokens, sized by transforms/budget.py).
         temperature: Sampling temperature (the recipe uses 1.0).
         top_p: Nucleus sampling threshold.
         batch_size: Most prompts RunInference hands the handler at once; None: the backend's default.
     """
 
-    max_tokens: int = 1024
+    max_tokens: int = 8192
     temperature: float = 1.0
     top_p: float = 1.0
     batch_size: int | None = None
@@ -91,7 +92,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-tokens",
         type=int,
         default=Decoding.max_tokens,
-        help="Upper bound of tokens per reply (default: %(default)s).",
+        help="Upper bound of completion tokens per reply; each request is capped at what its prompt asks for "
+        "(lengths, fields, script), the embedded model also by --n-ctx (default: %(default)s).",
     )
     group.add_argument(
         "--temperature", type=float, default=Decoding.temperature, help="Sampling temperature (default: %(default)s)."

@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--word-count-tolerance",
         type=float,
         default=QualityConfig.word_count_tolerance,
-        help="'about N words' passes within N*(1-t)..N*(1+t) words (default: %(default)s).",
+        help="'at least N words' passes from N*(1-t) up, 'about N words' within N*(1-t)..N*(1+t) "
+        "(default: %(default)s).",
     )
     group.add_argument(
         "--task-dedup-threshold",

@@ -24,6 +24,7 @@ __all__ = [
     "MissingQualityField",
     "ExportSpec",
     "instruction",
+    "task_definition",
     "training_row",
     "split_of",
     "balance_rank",
@@ -113,16 +114,26 @@ def instruction(task: str, query: str) -> str:
     return f"Instruct: {task.strip()}\nQuery: {query}"
 
 
+def task_definition(row: dict) -> str | None:
+    """The task the anchor is trained with: the brainstormed task, else the type's declared instruction."""
+    task_type = recipe.get_task_type(row["category"])
+    if task_type.brainstorm:
+        return row["task"]
+    return task_type.instruction
+
+
 def training_row(row: dict) -> dict:
     """One generated row -> one training row with exactly TRAINING_COLUMNS.
 
-    The anchor carries the task as an instruction where the category has a brainstormed task; documents never do.
+    The anchor carries its task definition as an instruction: the brainstormed task, or for the symmetric types
+    the paper's ("Retrieve semantically similar text.", "Retrieve parallel sentences."); documents never do.
     ``negative`` is None for categories without a hard negative.
     """
     task_type = recipe.get_task_type(row["category"])
     anchor = row[task_type.role("anchor")]
-    if task_type.brainstorm:
-        anchor = instruction(row["task"], anchor)
+    task = task_definition(row)
+    if task:
+        anchor = instruction(task, anchor)
     negative_key = task_type.role("negative")
     return {
         "anchor": anchor,
