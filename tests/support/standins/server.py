@@ -202,6 +202,11 @@ def _digest(*parts: object) -> str:
     return hashlib.sha256("\x1f".join(map(str, parts)).encode("utf-8")).hexdigest()
 
 
+# Items a schema-driven array reply holds at least (brainstorm lists); a standalone stand-in can be told to answer
+# like a model that lists what the prompt asks for (``--array-items 20``).
+_ARRAY_ITEMS = {"min": 3}
+
+
 def _example(schema: dict, tag: str, key: str) -> Any:
     kind = str(schema.get("type", "string")).lower()
     if kind == "object":
@@ -209,7 +214,7 @@ def _example(schema: dict, tag: str, key: str) -> Any:
         keys = schema.get("required") or list(props)
         return {k: _example(props.get(k, {}), tag, k) for k in keys}
     if kind == "array":
-        count = max(int(schema.get("minItems", schema.get("min_items", 1)) or 1), 3)
+        count = max(int(schema.get("minItems", schema.get("min_items", 1)) or 1), _ARRAY_ITEMS["min"])
         most = schema.get("maxItems", schema.get("max_items"))
         count = min(count, int(most)) if most is not None else count
         return [_example(schema.get("items") or {}, _digest(tag, i), key) for i in range(count)]
@@ -644,6 +649,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Serve the stand-in model service until interrupted.")
     parser.add_argument("--port", type=int, default=0, help="Port on 127.0.0.1 (0: any free port).")
     parser.add_argument("--latency", type=float, default=0.0, help="Seconds before each model answer.")
+    parser.add_argument("--array-items", type=int, default=3, help="Items in each array reply (brainstorm lists).")
     parser.add_argument(
         "--latency-spread",
         type=float,
@@ -654,6 +660,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quota-burst", type=float, default=None, help="Tokens the quota saves up (default: 1 s).")
     parser.add_argument("--adc-dir", default=None, help="Also write a credentials file for this stand-in there.")
     args = parser.parse_args(argv)
+    _ARRAY_ITEMS["min"] = max(1, args.array_items)
     standin = StandIn(
         latency=args.latency,
         latency_spread=args.latency_spread,
