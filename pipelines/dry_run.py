@@ -21,7 +21,6 @@ __all__ = [
     "plan_counts",
     "estimate",
     "cost",
-    "format_report",
     "run",
     "CHARS_PER_TOKEN",
     "STAND_IN_TASKS",
@@ -179,7 +178,7 @@ def _renderer(config) -> Callable:
     return functools.partial(render, run_seed=config.seed, **kwargs)
 
 
-def _length_model():
+def length_model():
     """transforms.budget's (token_budget_for, BudgetSpec), or None on a build without per-request budgets."""
     try:
         from transforms.budget import BudgetSpec, token_budget_for
@@ -190,7 +189,7 @@ def _length_model():
 
 def _expected_tokens(request, cap: int) -> int:
     """Completion tokens the prompt asks for, without the budget's margin; the cap where there is no estimate."""
-    model = _length_model()
+    model = length_model()
     if model is None:
         return cap
     token_budget_for, spec = model
@@ -205,7 +204,7 @@ def estimate(config, count_tokens: Callable[[str], int], batch_generation: bool 
     from transforms.elements import STAGE_BRAINSTORM, STAGE_GENERATE, token_budget
 
     render = _renderer(config)
-    ceiling = _max_tokens(config)
+    ceiling = max_tokens(config)
     counts = plan_counts(config)
     rows: dict = {}
     for category in counts:
@@ -238,7 +237,7 @@ def cost(rows: Sequence[StageEstimate], settings: DryRunSettings, output: str = 
 
 
 # ----- config accessors (one place to follow the options' structure) -----
-def _max_tokens(config) -> int:
+def max_tokens(config) -> int:
     settings = config.model.settings
     remote = getattr(settings, "remote", None)
     return remote.max_tokens if remote is not None else settings.max_tokens
@@ -338,72 +337,6 @@ def _graph_stages(config, handler) -> tuple[int, int]:
     return len(steps), len(outer)
 
 
-# ----- the report -----
-def _tokens(n: int) -> str:
-    return f"{n:,}"
-
-
-def format_report(
-    rows: Sequence[StageEstimate], config, settings: DryRunSettings, how: str, graph: tuple | None = None
-) -> str:
-    """The printed estimate: a table per (category, stage), totals, re-ask bound and cost."""
-    retries = config.max_parse_retries
-    lines = [f"embedgen generate --dry-run: no model called, nothing written under {config.output}"]
-    lines.append(f"model: {config.model.spec}, --max-tokens {_max_tokens(config)}; input tokens counted with {how}")
-    if graph is not None:
-        lines.append(f"graph: built (not run), {graph[0]} steps, {graph[1]} model-call stages (one per attempt)")
-    priced = settings.priced
-    head = f"  {'category':<22}{'stage':<12}{'calls':>9}{'input tokens':>15}{'output cap':>14}{'expected':>14}"
-    lines += ["", head + (f"{'cost $':>12}" if priced else "")]
-    for row in rows:
-        stage = row.stage if row.online else f"{row.stage}*"
-        line = (
-            f"  {row.category:<22}{stage:<12}{row.calls:>9,}{_tokens(row.input_tokens):>15}"
-            f"{_tokens(row.output_cap):>14}{_tokens(row.output_expected):>14}"
-        )
-        lines.append(line + (f"{cost([row], settings):>12.4f}" if priced else ""))
-    total = StageEstimate("total", "")
-    for row in rows:
-        total.calls += row.calls
-        total.input_tokens += row.input_tokens
-        total.output_cap += row.output_cap
-        total.output_expected += row.output_expected
-    line = (
-        f"  {'total':<22}{'':<12}{total.calls:>9,}{_tokens(total.input_tokens):>15}"
-        f"{_tokens(total.output_cap):>14}{_tokens(total.output_expected):>14}"
-    )
-    lines += [line + (f"{cost(rows, settings):>12.4f}" if priced else ""), ""]
-    expected = (
-        "what its prompt asks for (lengths and fields, without the budget's margin)"
-        if _length_model() is not None
-        else "no length estimate in this build (no per-request budgets), shown as the cap"
-    )
-    lines.append(
-        f"output cap: each request's completion-token budget (at most --max-tokens); expected: {expected}. "
-        "Gemini thinking tokens count against the cap."
-    )
-    if any(recipe.get_task_type(r.category).brainstorm and r.stage == "generate" for r in rows):
-        lines.append(
-            "brainstormed categories: generation prompts rendered with a stand-in task sentence (the real tasks "
-            "come from the brainstorm calls); the calls per category are the planned tasks x examples per task."
-        )
-    bound = total.calls * (1 + retries)
-    lines.append(
-        f"re-asks: counted are first attempts; a reply that does not validate is asked again up to "
-        f"--max-parse-retries {retries} time(s), so at most {bound:,} calls and {1 + retries}x the tokens above."
-    )
-    if any(not r.online for r in rows):
-        lines.append("* sent as Vertex AI batch prediction jobs (--vertex-batch): half price; brainstorm stays online.")
-    if priced:
-        lines.append(
-            f"cost at ${settings.price_input or 0:g}/M input and ${settings.price_output or 0:g}/M output tokens: "
-            f"expected ${cost(rows, settings):.4f}; first attempts with every output at its cap "
-            f"${cost(rows, settings, 'cap'):.4f}; at most ${cost(rows, settings, 'cap', 1 + retries):.4f} "
-            "with every re-ask."
-        )
-    return "\n".join(lines)
-
-
 def run(config, settings: DryRunSettings, handler=None) -> int:
     """Print the estimate of ``config``'s run; calls no model and writes nothing. Returns the exit code (0)."""
     from transforms.models import make_handler
@@ -413,6 +346,8 @@ def run(config, settings: DryRunSettings, handler=None) -> int:
     graph = _graph_stages(config, handler or make_handler(config))
     count, how = token_counter(config)
     rows = estimate(config, count, batch_generation=_batch_generation(config))
+    from pipelines.dry_run_report import format_report
+
     print(format_report(rows, config, settings, how, graph))
     try:
         earlier = existing_outputs(config.output) or has_journal(config.output)
