@@ -93,7 +93,13 @@ def test_whole_run_through_flags_with_every_reply_fault(standin, tmp_path, capsy
     written = {c: read_table(out, c) for c in recipe.CATEGORIES}
     assert read_table(out, "dead_letter") == []
     for task_type in recipe.TASK_TYPES:
-        assert len(written[task_type.name]) == 2, task_type.name
+        if task_type.brainstorm:
+            # A brainstorm list cut short keeps the tasks completed before the cut (no re-ask), so the category whose
+            # brainstorm reply got the "truncated" fault may have fewer tasks than the cap of 2.
+            assert 1 <= len(written[task_type.name]) <= 2, task_type.name
+        else:
+            assert len(written[task_type.name]) == 2, task_type.name
+    assert sum(len(rows) for rows in written.values()) >= 2 * len(recipe.TASK_TYPES) - 1
     rows = [r for rows in written.values() for r in rows]
     assert all(r["model"] == "openai:served-model" for r in rows)
     assert any(r["attempts"] == 2 for r in rows), "bad replies are asked again"
