@@ -31,7 +31,6 @@ def test_a_run_logs_progress_lines_with_the_jobs_replies(tmp_path, caplog, monke
     done = [int(re.search(r"model calls ([\d,]+)/37 planned", line)[1].replace(",", "")) for line in lines]
     assert done == sorted(done) and 0 < done[-1] <= 37
     assert any(re.search(r"tokens [\d,]+, [\d.]+ calls/s", line) for line in lines)
-    assert any("model calls 1/37" in line for line in lines) or done[0] > 1  # brainstorm stage end, or later
     assert "rows and dead letters: at the end" in lines[0]  # this runner reports counters at the end
 
 
