@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 import re
 from collections.abc import Mapping
@@ -24,7 +23,6 @@ __all__ = [
     "BRAINSTORM_TOKENS_PER_TASK",
 ]
 
-_LOGGER = logging.getLogger(__name__)
 
 # Characters per word, and tokens per character by writing system, for tokenizers trained mostly on Latin-script
 # text (generous for larger multilingual ones; ~2.5 characters a token also covers digits, URLs and markup). A

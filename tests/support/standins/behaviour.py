@@ -70,6 +70,7 @@ class Call:
             ``unauthenticated`` (no valid bearer token), ``unsupported_format`` (a response_format type the
             stand-in was told not to accept) or ``quota`` (answered 429: the shared quota had no token left).
         retry_after: The ``Retry-After`` seconds the answer carried, if any.
+        delay: The latency the stand-in chose for the call (seconds; 0 until chosen).
     """
 
     protocol: str
@@ -86,6 +87,7 @@ class Call:
     status: int = 0
     fault: str | None = None
     retry_after: float | None = None
+    delay: float = 0.0
 
 
 class TokenBucket:

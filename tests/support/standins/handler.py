@@ -134,7 +134,7 @@ class StandInHandler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             self.standin._done(call, 0)
             return
-        delay = self.standin._delay(call)
+        delay = call.delay = self.standin._delay(call)
         if delay > 0:
             self.standin._stopping.wait(delay)
         if fault == "bad_body":

@@ -172,7 +172,12 @@ class StandIn(LocalServer):
         return self._token_requests
 
     def stats(self) -> dict:
-        """Counts and timings: calls, answered, first start, last finish, max in flight, by fault."""
+        """Counts and timings: calls, answered, first and last start, last finish, max in flight, by fault.
+
+        ``answered_by_last_start``: calls answered by the time the last call arrived (while the client still had
+        calls to send, so its throughput there is its steady state); ``in_flight_by_last_start``: the mean number
+        of calls in flight over that same span; ``delays``: each call's chosen latency, in arrival order.
+        """
         with self._lock:
             calls = list(self._calls)
             max_in_flight = self._max_in_flight
@@ -180,11 +185,18 @@ class StandIn(LocalServer):
         by_fault: dict = {}
         for c in calls:
             by_fault[c.fault or "ok"] = by_fault.get(c.fault or "ok", 0) + 1
+        first_started = min((c.started for c in calls), default=0.0)
+        last_started = max((c.started for c in calls), default=0.0)
+        span = last_started - first_started
+        busy = sum(max(0.0, min(c.finished or last_started, last_started) - c.started) for c in calls)
         return {
             "calls": len(calls),
             "answered": len(finished),
-            "first_started": min((c.started for c in calls), default=0.0),
-            "last_started": max((c.started for c in calls), default=0.0),
+            "answered_by_last_start": sum(1 for c in finished if c.finished <= last_started),
+            "in_flight_by_last_start": busy / span if span > 0 else 0.0,
+            "delays": [c.delay for c in calls],
+            "first_started": first_started,
+            "last_started": last_started,
             "last_finished": max((c.finished for c in finished), default=0.0),
             "max_in_flight": max_in_flight,
             "by_fault": by_fault,
