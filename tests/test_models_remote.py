@@ -379,10 +379,13 @@ def test_standin_latency_spread_keeps_the_mean_and_is_reproducible():
 
 
 def test_slow_start_fills_more_slots_than_it_started_with():
-    # Fixed latency: every round of calls ends together. Answered rounds must raise the limit past its start
+    # Fixed latency: every round of calls ends together. Answered rounds must raise the limit past its start of 8
     # (threads are started as the limit grows), up to the ceiling and never beyond it.
     with StandIn(latency=0.2) as standin:
         handler = _handler(standin, batch_size=64, max_concurrent_requests=16)
         results = _run(handler, _requests(64))
     assert all(r.inference.error is None for r in results)
-    assert 8 < standin.stats()["max_in_flight"] <= 16
+    calls = standin.model_calls()
+    first_answer = min(c.finished for c in calls)
+    assert sum(1 for c in calls if c.started < first_answer) == 8  # the first round: the initial limit
+    assert standin.stats()["max_in_flight"] == 16

@@ -51,37 +51,29 @@ class Outcome:
 class AIMDLimit:
     """How many calls may be in flight: additive increase, multiplicative decrease, never above ``ceiling``.
 
-    It starts at ``initial`` (the ceiling unless told otherwise: the ceiling is what the user says the quota
-    allows, and a lower start costs log2(ceiling / initial) round trips of throughput on every run) and, while
-    below it before the first congestion signal, grows by one per successful call (doubling every window of calls,
-    TCP's slow start). After that it grows by ``increase / limit`` per success (about ``increase`` slots per window
-    of calls). A throttling answer (429, RESOURCE_EXHAUSTED, 503) multiplies it by
+    It starts at ``initial`` and, until the first congestion signal, grows by one per successful call (doubling
+    every window of calls, TCP's slow start). After that it grows by ``increase / limit`` per success (about
+    ``increase`` slots per window of calls). A throttling answer (429, RESOURCE_EXHAUSTED, 503) multiplies it by
     ``decrease``, once per window: answers to calls sent before the last decrease are the same congestion and do
     not shrink it again. It grows only from calls that found the limit reached when they started (a pool with
     fewer calls to make than slots learns nothing about the service). Not thread-safe: the pool holds a lock.
 
     Args:
         ceiling: The most calls in flight (``--max-concurrent-requests``).
-        initial: The limit at the start (at most ``ceiling``; None: the ceiling).
+        initial: The limit at the start (at most ``ceiling``).
         increase: Slots added per window of successful calls after the first congestion signal.
         decrease: Factor applied on a throttling answer.
         adaptive: False keeps the limit at ``ceiling`` whatever happens.
     """
 
     def __init__(
-        self,
-        ceiling: int,
-        initial: int | None = None,
-        increase: float = 0.25,
-        decrease: float = 0.7,
-        adaptive: bool = True,
+        self, ceiling: int, initial: int = 8, increase: float = 0.25, decrease: float = 0.7, adaptive: bool = True
     ):
         self.ceiling = ceiling
         self.adaptive = adaptive
         self._increase = increase
         self._decrease = decrease
-        start = ceiling if initial is None else min(ceiling, initial)
-        self._value = float(start if adaptive else ceiling)
+        self._value = float(min(ceiling, initial) if adaptive else ceiling)
         self._slow_start = True
         self.epoch = 0  # how many decreases so far; a call remembers the epoch it started in
 
