@@ -309,6 +309,7 @@ def test_standin_lists_by_display_name_in_pages_through_google_genai(adc):
 
 
 def test_newest_job_of_the_name_is_chosen():
+    """The list's order is not relied on; a job of another name (a filter the service ignored) is never chosen."""
     import datetime
     from types import SimpleNamespace
 
@@ -319,10 +320,10 @@ def test_newest_job_of_the_name_is_chosen():
         return SimpleNamespace(name=name, display_name=display, create_time=created)
 
     jobs = [
-        job("j/2", "embedgen-a", 5),
         job("j/1", "embedgen-a", 1),
-        job("j/3", "embedgen-b", 9),
         job("j/4", "embedgen-a", None),
+        job("j/2", "embedgen-a", 5),
+        job("j/3", "embedgen-b", 9),
     ]
     assert newest(jobs, "embedgen-a").name == "j/2"
     assert newest(jobs, "embedgen-b").name == "j/3" and newest(jobs, "embedgen-c") is None
