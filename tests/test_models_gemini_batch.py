@@ -278,6 +278,9 @@ def test_job_of_another_run_is_adopted_only_with_the_same_staged_requests(adc, t
     assert len(_rows_and_dead(tmp_path, "out3")[0]) == 12
     new_lines = [line for job in adc.jobs.values() if job.number > first for line in adc.input_lines(job)]
     assert len(new_lines) == 12 and {line["request"]["generationConfig"]["temperature"] for line in new_lines} == {0.5}
+    # The new jobs write beside the first run's under the same batch folders; each is read from its own folder only.
+    records = read_job_records(str(tmp_path / "out3"))
+    assert records and all(r["output_dir"] and r["duplicates"] == 0 and r["answered"] == r["requests"] for r in records)
 
 
 def test_standin_lists_by_display_name_in_pages_through_google_genai(adc):

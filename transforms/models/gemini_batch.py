@@ -272,7 +272,13 @@ class GeminiBatchHandler(GeminiHandler):
         found: dict = {}
         failed = duplicates = 0
         if record["state"] in SUCCEEDED:
-            patterns = [FileSystems.join(record["dest"], "*.jsonl"), FileSystems.join(record["dest"], "*", "*.jsonl")]
+            if record.get("output_dir"):
+                patterns = [FileSystems.join(record["output_dir"], "*.jsonl")]
+            else:  # the service named no output folder: every folder under dest
+                patterns = [
+                    FileSystems.join(record["dest"], "*.jsonl"),
+                    FileSystems.join(record["dest"], "*", "*.jsonl"),
+                ]
             for match in FileSystems.match(patterns):
                 for meta in match.metadata_list:
                     with FileSystems.open(meta.path) as handle:
@@ -341,6 +347,10 @@ class _Submit(beam.DoFn):
 def _ended(record: dict, job) -> None:
     record["ended"] = time.time()
     record["error"] = job.error.message if job.error is not None else None
+    # The folder this job wrote (Vertex AI creates one per job under dest): results are read from it alone, so
+    # a job that shared the batch's dest (one of another run, not adopted) never mixes its lines in.
+    output_info = getattr(job, "output_info", None)
+    record["output_dir"] = getattr(output_info, "gcs_output_directory", None) or None
 
 
 def _bucket(seed: int, request: PromptRequest, buckets: int) -> int:
