@@ -97,20 +97,21 @@ def from_metrics(pipeline_result, config, wall_seconds: float) -> RunReport:
         wall_seconds=wall_seconds,
         quality=quality,
         output=config.output,
-        batch_jobs=_batch_jobs(config),
+        batch_jobs=_batch_jobs(config, counters),
         replies_at_cap=counters[metrics.REPLIES_AT_CAP],
         target_shares=dict(size_plan(config).target),
         target_total=size_plan(config).total,
     )
 
 
-def _batch_jobs(config) -> str | None:
-    """The batch prediction jobs of a --vertex-batch run, as recorded in its journal."""
+def _batch_jobs(config, counters) -> str | None:
+    """The batch prediction jobs of a --vertex-batch run, as recorded in its journal, and this run's outcomes."""
     if getattr(config.model.settings, "batch", None) is None:
         return None
     from transforms.models.gemini_batch import format_jobs, read_job_records
 
-    return format_jobs(read_job_records(config.output))
+    outcomes = {k[0]: n for name, n in counters.items() if (k := metrics.parse(name, metrics.BATCH_JOBS)) is not None}
+    return format_jobs(read_job_records(config.output), outcomes)
 
 
 def format_summary(report: RunReport) -> str:

@@ -13,6 +13,7 @@ import pytest
 from pipelines import generate
 from tests.support.helpers import read_table
 from tests.support.standins.vertex_batch import BatchStandIn
+from transforms.models import gemini_batch
 from transforms.models.gemini_batch import read_job_records
 
 CATEGORY = "monolingual-triplet"
@@ -154,8 +155,11 @@ def test_resume_after_a_kill_while_polling_picks_up_the_running_jobs(adc, tmp_pa
     submitted = adc.creates
     assert submitted >= 3 and {j.state for j in adc.jobs.values()} <= {"JOB_STATE_PENDING", "JOB_STATE_RUNNING"}
     adc.hold.clear()
+    listed = len(adc.list_calls)
+    assert listed == submitted, "one list call per new batch, before its create"
     assert generate.run([*argv, "--resume"]) == 0
     assert adc.creates == submitted, "a running job was submitted again"
+    assert len(adc.list_calls) == listed, "a batch with a journal record lists no jobs"
     rows, dead = read_table(str(tmp_path / "out"), CATEGORY), read_table(str(tmp_path / "out"), "dead_letter")
     assert len(rows) == 12 and not dead and len({r["example_id"] for r in rows}) == 12
     keys = _answered_lines(adc)
@@ -164,3 +168,165 @@ def test_resume_after_a_kill_while_polling_picks_up_the_running_jobs(adc, tmp_pa
     assert generate.run([*argv, "--resume"]) == 0
     assert adc.creates == submitted
     assert json.dumps(sorted(r["digest"] for r in read_job_records(str(tmp_path / "out"))))
+
+
+def _rows_and_dead(tmp_path, output="out"):
+    return read_table(str(tmp_path / output), CATEGORY), read_table(str(tmp_path / output), "dead_letter")
+
+
+def _die_after_first_create(monkeypatch):
+    """The first job's journal write raises (later ones pass), as if its process died between create and record."""
+    saved = gemini_batch.save_record
+    calls = []
+
+    def dying(journal, record):
+        calls.append(record["name"])
+        if len(calls) == 1:
+            raise RuntimeError("worker died after creating the job")
+        saved(journal, record)
+
+    monkeypatch.setattr(gemini_batch, "save_record", dying)
+    return calls
+
+
+def _died_run(adc, tmp_path, monkeypatch):
+    """A run whose first created job is left unrecorded; returns that stand-in job."""
+    calls = _die_after_first_create(monkeypatch)
+    with pytest.raises(Exception, match="worker died"):
+        generate.run(_argv(adc, tmp_path))
+    (job,) = [j for j in adc.jobs.values() if j.name == calls[0]]
+    assert job.name not in {r["name"] for r in read_job_records(str(tmp_path / "out"))}
+    return job
+
+
+@pytest.mark.parametrize("state", ["JOB_STATE_PENDING", "JOB_STATE_SUCCEEDED"])
+def test_job_created_but_never_recorded_is_adopted_by_resume(adc, tmp_path, monkeypatch, capsys, state):
+    orphan = _died_run(adc, tmp_path, monkeypatch)
+    while orphan.state != state:
+        adc._advance(orphan)  # PENDING as created; SUCCEEDED after its polls, results written
+    capsys.readouterr()
+    assert generate.run([*_argv(adc, tmp_path), "--resume"]) == 0
+    out, _ = capsys.readouterr()
+    per_name = collections.Counter(j.display_name for j in adc.jobs.values())
+    assert per_name[orphan.display_name] == 1, "the unrecorded job was created again"
+    assert set(per_name.values()) == {1}
+    rows, dead = _rows_and_dead(tmp_path)
+    assert len(rows) == 12 and not dead and len({r["example_id"] for r in rows}) == 12
+    keys = _answered_lines(adc)
+    assert sum(keys.values()) == 12 and set(keys.values()) == {1}
+    (record,) = [r for r in read_job_records(str(tmp_path / "out")) if r["name"] == orphan.name]
+    assert record["state"] == "JOB_STATE_SUCCEEDED" and record["answered"] == record["requests"]
+    assert abs(record["submitted"] - orphan.created) < 1.0, "submitted is the job's create_time"
+    assert "adopted 1" in out
+
+
+@pytest.mark.parametrize("state", ["JOB_STATE_FAILED", "JOB_STATE_CANCELLED"])
+def test_job_found_failed_or_cancelled_is_not_adopted(adc, tmp_path, monkeypatch, capsys, state):
+    orphan = _died_run(adc, tmp_path, monkeypatch)
+    with adc.lock:
+        orphan.state = state
+    capsys.readouterr()
+    assert generate.run([*_argv(adc, tmp_path), "--resume"]) == 0
+    out, _ = capsys.readouterr()
+    again = adc.named(orphan.display_name)
+    assert [j.name for j in again][0] == orphan.name and len(again) == 2, "a new job replaced the ended one"
+    assert orphan.state == state and again[1].state == "JOB_STATE_SUCCEEDED"
+    (record,) = [r for r in read_job_records(str(tmp_path / "out")) if r["digest"][:16] == orphan.display_name[9:]]
+    assert record["name"] == again[1].name
+    rows, dead = _rows_and_dead(tmp_path)
+    assert len(rows) == 12 and not dead
+    assert "adopted" not in out
+
+
+def test_resume_with_recorded_jobs_lists_none(adc, tmp_path, monkeypatch, capsys):
+    wait, stopping = gemini_batch.GeminiBatchHandler.wait, [True]
+
+    def stopped(self, client, record):
+        if stopping[0]:
+            raise RuntimeError("worker stopped while waiting")
+        return wait(self, client, record)
+
+    monkeypatch.setattr(gemini_batch.GeminiBatchHandler, "wait", stopped)
+    with pytest.raises(Exception, match="worker stopped"):
+        generate.run(_argv(adc, tmp_path))
+    stopping[0] = False
+    submitted, listed = adc.creates, len(adc.list_calls)
+    assert submitted >= 3 and len(read_job_records(str(tmp_path / "out"))) == submitted
+    assert listed == submitted, "one list call per new batch"
+    capsys.readouterr()
+    assert generate.run([*_argv(adc, tmp_path), "--resume"]) == 0
+    out, _ = capsys.readouterr()
+    assert len(adc.list_calls) == listed and adc.creates == submitted
+    assert f"reused {submitted}" in out and "adopted" not in out
+    assert len(_rows_and_dead(tmp_path)[0]) == 12
+
+
+def test_job_of_another_run_is_adopted_only_with_the_same_staged_requests(adc, tmp_path, capsys):
+    """Same seed and --temp_location, fresh --output: the digests match; the staged lines decide."""
+    assert generate.run(_argv(adc, tmp_path)) == 0
+    first = adc.creates
+    same = _argv(adc, tmp_path)
+    same[same.index("--output") + 1] = str(tmp_path / "out2")
+    capsys.readouterr()
+    assert generate.run(same) == 0
+    assert adc.creates == first and f"adopted {first}" in capsys.readouterr().out
+    assert len(_rows_and_dead(tmp_path, "out2")[0]) == 12
+    other = [*_argv(adc, tmp_path), "--temperature", "0.5"]
+    other[other.index("--output") + 1] = str(tmp_path / "out3")
+    assert generate.run(other) == 0
+    assert adc.creates == 2 * first and "adopted" not in capsys.readouterr().out
+    assert len(_rows_and_dead(tmp_path, "out3")[0]) == 12
+    new_lines = [line for job in adc.jobs.values() if job.number > first for line in adc.input_lines(job)]
+    assert len(new_lines) == 12 and {line["request"]["generationConfig"]["temperature"] for line in new_lines} == {0.5}
+    # The new jobs write beside the first run's under the same batch folders; each is read from its own folder only.
+    records = read_job_records(str(tmp_path / "out3"))
+    assert records and all(r["output_dir"] and r["duplicates"] == 0 and r["answered"] == r["requests"] for r in records)
+
+
+def test_standin_lists_by_display_name_in_pages_through_google_genai(adc):
+    from google import genai
+    from google.genai import errors, types
+
+    client = genai.Client(
+        vertexai=True, project="p", location="us-central1", http_options=types.HttpOptions(base_url=adc.url)
+    )
+    for name in ("embedgen-a", "embedgen-b", "embedgen-a", "embedgen-a"):
+        client.batches.create(
+            model="gemini-2.5-flash",
+            src=types.BatchJobSource(format="jsonl", gcs_uri=["/nowhere/input.jsonl"]),
+            config=types.CreateBatchJobConfig(
+                display_name=name, dest=types.BatchJobDestination(format="jsonl", gcs_uri="/nowhere/output")
+            ),
+        )
+    adc.page_size = 2
+    for text in ('display_name="embedgen-a"', 'displayName = "embedgen-a"'):
+        before = len(adc.list_calls)
+        jobs = list(client.batches.list(config=types.ListBatchJobsConfig(filter=text)))
+        assert [j.name.rsplit("/", 1)[1] for j in jobs] == ["1001", "1003", "1004"]
+        assert {j.display_name for j in jobs} == {"embedgen-a"}
+        assert len(adc.list_calls) - before == 2 and adc.list_calls[-1]["pageToken"] == "page-2"
+    assert len(list(client.batches.list(config=types.ListBatchJobsConfig(page_size=1)))) == 4
+    with pytest.raises(errors.ClientError) as bad:
+        list(client.batches.list(config=types.ListBatchJobsConfig(filter='labels.run:*"')))
+    assert bad.value.code == 400
+
+
+def test_newest_job_of_the_name_is_chosen():
+    """The list's order is not relied on; a job of another name (a filter the service ignored) is never chosen."""
+    import datetime
+    from types import SimpleNamespace
+
+    from transforms.models.gemini_batch_jobs import newest
+
+    def job(name, display, minute):
+        created = None if minute is None else datetime.datetime(2025, 1, 1, 0, minute, tzinfo=datetime.timezone.utc)
+        return SimpleNamespace(name=name, display_name=display, create_time=created)
+
+    jobs = [
+        job("j/1", "embedgen-a", 1),
+        job("j/4", "embedgen-a", None),
+        job("j/2", "embedgen-a", 5),
+        job("j/3", "embedgen-b", 9),
+    ]
+    assert newest(jobs, "embedgen-a").name == "j/2"
+    assert newest(jobs, "embedgen-b").name == "j/3" and newest(jobs, "embedgen-c") is None

@@ -5,11 +5,14 @@ a seeded hash of its element id and attempt (the bucket count comes from the att
 replies logged by an earlier run are set aside), and a bucket larger than ``--vertex-batch-size`` is cut into equal
 parts in key order. A batch is therefore the same in a resumed run, and its digest (of its request keys) names its
 job in the journal (``<output>/_journal/batchjob-<digest>.jsonl``): a finished job's results are read again and a
-job still running is polled again, never submitted twice. ``SubmitJobs`` stages and submits every batch of the
-attempt before ``RunInference`` waits for them (one RunInference batch = one job: polled with backoff, its result
-files read back, each line matched to its request by key). A request without a line, with a failed line, or in a job
-that failed comes back as a retryable error, so ParseAndValidate asks it again in the next attempt and dead-letters
-it after the last. Brainstorm requests stay online (GeminiHandler): they are few, and generation waits for them.
+job still running is polled again, not submitted twice. A batch with no record first lists the jobs created under
+its display name (one list call per new batch), so a job whose process died before recording it is adopted, not
+created again (gemini_batch_jobs says when a found job is not adopted). ``SubmitJobs`` stages and submits every
+batch of the attempt before ``RunInference`` waits for them (one RunInference batch = one job: polled with backoff,
+its result files read back, each line matched to its request by key). A request without a line, with a failed line,
+or in a job that failed comes back as a retryable error, so ParseAndValidate asks it again in the next attempt and
+dead-letters it after the last. Brainstorm requests stay online (GeminiHandler): they are few, and generation waits
+for them.
 """
 
 from __future__ import annotations
@@ -36,11 +39,13 @@ from transforms.models.gemini_batch_io import (
     line_completion,
     line_key,
     load_record,
+    new_record,
     read_job_records,
     request_key,
     request_line,
     save_record,
 )
+from transforms.models.gemini_batch_jobs import adoptable_job, created_at, display_name, file_sha256, lines_sha256
 from transforms.models.remote import is_retryable_status, is_transport_error
 
 __all__ = [
@@ -187,9 +192,12 @@ class GeminiBatchHandler(GeminiHandler):
             delay = min(delay * 2, self._batch.poll_max_seconds)
 
     def submit(self, client, requests: Sequence[PromptRequest]) -> dict:
-        """The journal record of the job of ``requests``: the recorded one if any, else a job submitted now."""
-        from google.genai import types
+        """The journal record of the job of ``requests``: the recorded one, else one adopted, else one created now.
 
+        A batch without a journal record first lists the jobs already created under its display name (one list
+        call per new batch; a batch with a record makes none): a process that died between creating a job and
+        recording it left that job running, and it is adopted (see `why_not_adopted`) instead of created again.
+        """
         keys = [request_key(r) for r in requests]
         digest = batch_digest(keys)
         record = load_record(self._batch.journal, digest)
@@ -197,35 +205,53 @@ class GeminiBatchHandler(GeminiHandler):
             metrics.inc(metrics.BATCH_JOBS, "reused")
             return record
         folder = FileSystems.join(self._batch.staging, digest)
-        source = FileSystems.join(folder, "input.jsonl")
-        with FileSystems.create(source) as handle:
-            for request in requests:
-                line = request_line(request, self._settings, self._gemini.thinking_budget)
-                handle.write(json.dumps(line, ensure_ascii=False).encode("utf-8") + b"\n")
-        job = self._retrying(
-            f"batch job {digest[:12]}: create",
-            lambda: client.batches.create(
-                model=self._settings.model,
-                src=types.BatchJobSource(format="jsonl", gcs_uri=[source]),
-                config=types.CreateBatchJobConfig(
-                    display_name=f"embedgen-{digest[:16]}",
-                    dest=types.BatchJobDestination(format="jsonl", gcs_uri=FileSystems.join(folder, "output")),
-                ),
-            ),
+        source, dest = FileSystems.join(folder, "input.jsonl"), FileSystems.join(folder, "output")
+        job = adoptable_job(
+            client,
+            self._retrying,
+            digest,
+            self._settings.model,
+            source,
+            dest,
+            lambda: file_sha256(source) == lines_sha256(self._lines(requests)),
         )
-        record = {
-            "digest": digest,
-            "name": job.name,
-            "attempt": max(r.attempt for r in requests),
-            "requests": len(requests),
-            "source": source,
-            "dest": FileSystems.join(folder, "output"),
-            "submitted": time.time(),
-            "state": str(getattr(job.state, "value", job.state)),
-        }
+        if job is not None:
+            record = new_record(digest, job, requests, source, dest, created_at(job) or time.time())
+            if record["state"] in ENDED:
+                _ended(record, job)
+            save_record(self._batch.journal, record)
+            metrics.inc(metrics.BATCH_JOBS, "adopted")
+            _LOGGER.info(
+                "batch job %s: adopted %s (%s), created earlier but never recorded in the journal",
+                digest[:12],
+                job.name,
+                record["state"].removeprefix("JOB_STATE_"),
+            )
+            return record
+        with FileSystems.create(source) as handle:
+            for line in self._lines(requests):
+                handle.write(line)
+        job = self._retrying(f"batch job {digest[:12]}: create", lambda: self._create(client, digest, source, dest))
+        record = new_record(digest, job, requests, source, dest, time.time())
         save_record(self._batch.journal, record)
         metrics.inc(metrics.BATCH_JOBS, "submitted")
         return record
+
+    def _lines(self, requests: Sequence[PromptRequest]):
+        for request in requests:
+            line = request_line(request, self._settings, self._gemini.thinking_budget)
+            yield json.dumps(line, ensure_ascii=False).encode("utf-8") + b"\n"
+
+    def _create(self, client, digest: str, source: str, dest: str):
+        from google.genai import types
+
+        return client.batches.create(
+            model=self._settings.model,
+            src=types.BatchJobSource(format="jsonl", gcs_uri=[source]),
+            config=types.CreateBatchJobConfig(
+                display_name=display_name(digest), dest=types.BatchJobDestination(format="jsonl", gcs_uri=dest)
+            ),
+        )
 
     def wait(self, client, record: dict) -> dict:
         """Poll the recorded job with backoff until it ends; returns the record, updated and saved."""
@@ -234,8 +260,7 @@ class GeminiBatchHandler(GeminiHandler):
             job = self._retrying(f"batch job {record['name']}: get", lambda: client.batches.get(name=record["name"]))
             record["state"] = str(getattr(job.state, "value", job.state))
             if record["state"] in ENDED:
-                record["ended"] = time.time()
-                record["error"] = job.error.message if job.error is not None else None
+                _ended(record, job)
                 break
             time.sleep(delay)
             delay = min(delay * 1.5, self._batch.poll_max_seconds)
@@ -247,7 +272,13 @@ class GeminiBatchHandler(GeminiHandler):
         found: dict = {}
         failed = duplicates = 0
         if record["state"] in SUCCEEDED:
-            patterns = [FileSystems.join(record["dest"], "*.jsonl"), FileSystems.join(record["dest"], "*", "*.jsonl")]
+            if record.get("output_dir"):
+                patterns = [FileSystems.join(record["output_dir"], "*.jsonl")]
+            else:  # the service named no output folder: every folder under dest
+                patterns = [
+                    FileSystems.join(record["dest"], "*.jsonl"),
+                    FileSystems.join(record["dest"], "*", "*.jsonl"),
+                ]
             for match in FileSystems.match(patterns):
                 for meta in match.metadata_list:
                     with FileSystems.open(meta.path) as handle:
@@ -311,6 +342,15 @@ class _Submit(beam.DoFn):
     def process(self, batch):
         digest, requests = batch
         yield digest, requests, self._handler.submit(self._client, requests)
+
+
+def _ended(record: dict, job) -> None:
+    record["ended"] = time.time()
+    record["error"] = job.error.message if job.error is not None else None
+    # The folder this job wrote (Vertex AI creates one per job under dest): results are read from it alone, so
+    # a job that shared the batch's dest (one of another run, not adopted) never mixes its lines in.
+    output_info = getattr(job, "output_info", None)
+    record["output_dir"] = getattr(output_info, "gcs_output_directory", None) or None
 
 
 def _bucket(seed: int, request: PromptRequest, buckets: int) -> int:

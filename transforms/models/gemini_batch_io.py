@@ -17,6 +17,7 @@ __all__ = [
     "request_key",
     "batch_digest",
     "record_path",
+    "new_record",
     "load_record",
     "save_record",
     "read_job_records",
@@ -40,6 +41,20 @@ def batch_digest(keys: Sequence[str]) -> str:
 # ----- the job journal -----
 def record_path(journal: str, digest: str) -> str:
     return FileSystems.join(journal, JOURNAL, f"batchjob-{digest}.jsonl")
+
+
+def new_record(digest: str, job, requests: Sequence[PromptRequest], source: str, dest: str, submitted: float) -> dict:
+    """The journal record of the batch ``digest``'s job, as written when it is submitted (or adopted)."""
+    return {
+        "digest": digest,
+        "name": job.name,
+        "attempt": max(r.attempt for r in requests),
+        "requests": len(requests),
+        "source": source,
+        "dest": dest,
+        "submitted": submitted,
+        "state": str(getattr(job.state, "value", job.state)),
+    }
 
 
 def load_record(journal: str, digest: str) -> dict | None:
@@ -74,13 +89,20 @@ def read_job_records(journal: str) -> list:
     return sorted(records, key=lambda r: r.get("submitted", 0))
 
 
-def format_jobs(records: Sequence[dict]) -> str:
-    """The summary's batch-job lines: count by state, then one line per job."""
+def format_jobs(records: Sequence[dict], outcomes: dict | None = None) -> str:
+    """The summary's batch-job lines: count by state, this run's job outcomes (if given), then one line per job.
+
+    Args:
+        records: The journal's job records (`read_job_records`).
+        outcomes: This run's ``batch_jobs/<outcome>`` counters by outcome: submitted, adopted, reused, succeeded, ...
+    """
     by_state: dict = {}
     for r in records:
         by_state[r.get("state", "?")] = by_state.get(r.get("state", "?"), 0) + 1
     states = ", ".join(f"{s.removeprefix('JOB_STATE_').lower()} {n}" for s, n in sorted(by_state.items()))
     lines = [f"batch jobs: {len(records)} ({states or 'none'})"]
+    if outcomes:
+        lines.append("  this run: " + ", ".join(f"{k} {n}" for k, n in sorted(outcomes.items()) if n))
     lines.append(
         f"  {'job':<14}{'attempt':>8}{'state':>22}{'seconds':>9}{'requests':>9}{'answered':>9}{'failed':>7}{'missing':>8}"  # noqa: E501
     )

@@ -1,4 +1,4 @@
-"""BatchStandIn: a local HTTP stand-in of Vertex AI's batchPredictionJobs REST API (create, get) and its result files.
+"""BatchStandIn: a local HTTP stand-in of Vertex AI's batchPredictionJobs REST API (create, get, list), result files.
 
 Speaks what google-genai's ``client.batches`` sends with ``vertexai=True`` and ``HttpOptions.base_url`` pointed here:
 
@@ -7,6 +7,10 @@ Speaks what google-genai's ``client.batches`` sends with ``vertexai=True`` and `
 - ``GET .../batchPredictionJobs/<id>``: the job; it is PENDING, then RUNNING, and ends after ``polls_to_finish``
   gets (never while :attr:`hold` is set), writing ``<dest>/prediction-model-<ts>/predictions.jsonl``: one line per
   input line, ``{"key", "request", "response", "status"}``, as Vertex AI does;
+- ``GET .../batchPredictionJobs?filter=&pageSize=&pageToken=``: the jobs, oldest first, ``page_size`` a page unless
+  ``pageSize`` says fewer, ``nextPageToken`` while more follow; the filter is empty or ``display_name="..."``
+  (``displayName="..."``), anything else is a 400 as from Vertex AI for a filter it cannot parse. Each list call
+  is recorded in :attr:`list_calls` (its query);
 - ``POST /token``: the OAuth token endpoint for the service-account key of :meth:`write_adc_file`.
 
 Faults: ``fail_jobs`` (ordinals of created jobs, from 1, that end FAILED with no results) and ``line_fault`` (a
@@ -25,12 +29,16 @@ import re
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 
 from tests.support.standins.local import LocalServer
 from tests.support.standins.server import StandIn, reply_for_schema
 
 __all__ = ["BatchStandIn", "Job"]
+
+ENDED = ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED")
+_NAME_FILTER = re.compile(r'^\s*(?:display_name|displayName)\s*=\s*"([^"\\]*)"\s*$')
 
 
 @dataclasses.dataclass
@@ -84,6 +92,8 @@ class BatchStandIn(LocalServer):
         self.hold_file: str | None = None  # nor while this file exists (for a stand-in in its own process)
         self.jobs: dict[str, Job] = {}
         self.creates = 0
+        self.page_size = 50  # jobs per list page when the call asks for none (or for more)
+        self.list_calls: list[dict] = []  # the query of every list call: filter, pageSize, pageToken
         self.lock = threading.Lock()
         self._token_requests = 0
 
@@ -103,10 +113,41 @@ class BatchStandIn(LocalServer):
                 lines.extend(json.loads(line) for line in handle if line.strip())
         return lines
 
+    def named(self, display_name: str) -> list:
+        """The jobs created under ``display_name``, oldest first."""
+        with self.lock:
+            return [j for j in self.jobs.values() if j.display_name == display_name]
+
+    def list_page(self, parent: str, query: dict) -> tuple[int, dict]:
+        """(HTTP status, body) of a list call: one page of the jobs of ``parent`` that the filter keeps."""
+        self.list_calls.append(query)
+        text = query.get("filter", "")
+        wanted = _NAME_FILTER.match(text) if text.strip() else None
+        if text.strip() and wanted is None:
+            return 400, _invalid(f'Unsupported filter (stand-in understands display_name="..."): {text!r}')
+        try:
+            size = int(query.get("pageSize") or 0)
+            start = int(query["pageToken"].removeprefix("page-")) if query.get("pageToken") else 0
+        except ValueError:
+            return 400, _invalid("Invalid pageSize or pageToken (stand-in).")
+        if size < 0 or start < 0:
+            return 400, _invalid("Invalid pageSize or pageToken (stand-in).")
+        size = min(size or self.page_size, self.page_size)
+        with self.lock:
+            jobs = [
+                j
+                for j in sorted(self.jobs.values(), key=lambda j: j.number)
+                if j.name.startswith(parent + "/") and (wanted is None or j.display_name == wanted.group(1))
+            ]
+            body: dict = {"batchPredictionJobs": [j.resource() for j in jobs[start : start + size]]}
+        if start + size < len(jobs):
+            body["nextPageToken"] = f"page-{start + size}"
+        return 200, body
+
     # ----- job life -----
     def _advance(self, job: Job) -> None:
         job.gets += 1
-        if job.state in ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED"):
+        if job.state in ENDED:
             return
         held = self.hold.is_set() or bool(self.hold_file and os.path.exists(self.hold_file))
         if held or job.gets < self.polls_to_finish:
@@ -210,7 +251,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._send(200, job.resource())
 
     def do_GET(self):  # noqa: N802
-        path = self.path.split("?")[0]
+        path, _, query = self.path.partition("?")
+        listed = re.search(r"/(projects/[^/]+/locations/[^/]+)/batchPredictionJobs$", path)
+        if listed:
+            if self._authorized():
+                self._send(*self.standin.list_page(listed.group(1), dict(urllib.parse.parse_qsl(query))))
+            return
         found = re.search(r"/(projects/[^/]+/locations/[^/]+/batchPredictionJobs/\d+)$", path)
         if not found or not self._authorized():
             if not found:
@@ -225,6 +271,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send(404, {"error": {"code": 404, "message": "no such job", "status": "NOT_FOUND"}})
         else:
             self._send(200, body)
+
+
+def _invalid(message: str) -> dict:
+    return {"error": {"code": 400, "message": message, "status": "INVALID_ARGUMENT"}}
 
 
 def main(argv=None) -> int:
@@ -251,7 +301,9 @@ def main(argv=None) -> int:
             time.sleep(5)
             with standin.lock:
                 states = {j.name.rsplit("/", 1)[1]: j.state.removeprefix("JOB_STATE_") for j in standin.jobs.values()}
-            print(f"creates={standin.creates} jobs={states}", file=sys.stderr, flush=True)
+            print(
+                f"creates={standin.creates} lists={len(standin.list_calls)} jobs={states}", file=sys.stderr, flush=True
+            )
     except KeyboardInterrupt:
         pass
     finally:
