@@ -162,7 +162,9 @@ def _prepare_output(config: GenerationConfig) -> None:
 
 def _execute(config: GenerationConfig, beam_args, handler=None) -> int:
     online = isinstance(config.model.settings, RemoteBackend) and config.model.settings.batch is None
-    options = PipelineOptions(direct_runner_args(beam_args) if online else beam_args)
+    if online:
+        beam_args = direct_runner_args(beam_args, config.model.settings.remote.max_concurrent_requests)
+    options = PipelineOptions(beam_args)
     if config.dry_run is not None:  # prints the estimate; writes nothing, not even --output itself
         from pipelines import dry_run
 

@@ -320,7 +320,9 @@ def test_retry_after_header_forms():
 
 
 def test_direct_runner_runs_several_bundles_unless_told_otherwise():
-    assert remote.direct_runner_args([]) == ["--direct_running_mode=multi_threading", "--direct_num_workers=16"]
+    assert remote.direct_runner_args([]) == ["--direct_running_mode=multi_threading", "--direct_num_workers=4"]
+    assert remote.direct_runner_args([], 128) == ["--direct_running_mode=multi_threading", "--direct_num_workers=16"]
+    assert [remote.direct_bundles(n) for n in (1, 32, 33, 64, 100, 128, 1000)] == [4, 4, 5, 8, 13, 16, 16]
     assert remote.direct_runner_args(["--direct_num_workers=1"]) == ["--direct_num_workers=1"]
     assert remote.direct_runner_args(["--runner", "DataflowRunner"]) == ["--runner", "DataflowRunner"]
 

@@ -24,6 +24,7 @@ import dataclasses
 import email.utils
 import functools
 import logging
+import math
 import threading
 import time
 from collections.abc import Sequence
@@ -43,6 +44,7 @@ __all__ = [
     "Connection",
     "add_concurrency_flags",
     "direct_runner_args",
+    "direct_bundles",
     "is_retryable_status",
     "is_throttling_status",
     "is_transport_error",
@@ -86,11 +88,14 @@ class RemoteSettings:
 
 
 REQUEST_CONCURRENCY = ("adaptive", "fixed")
-# Bundles a remote backend runs at once on the DirectRunner when the user set none. Each bundle thread waits for the
-# slowest call of its RunInference batch before handing the pool its next batch; with latencies spread as LLM
-# latencies are (lognormal, sigma 1), 4 bundles left a 128-slot pool 18% idle and 16 keep it full
-# (bench/concurrency.py). They are threads, and the calls are I/O.
-_DIRECT_BUNDLES = 16
+# Bundles a remote backend runs at once on the DirectRunner when the user set none: one per 8 slots of the pool,
+# 4 to 16. Each bundle thread waits for the slowest call of its RunInference batch (4 x the slots) before it hands
+# the pool its next batch, and the slowest of a batch grows with the batch: with LLM-like latencies (lognormal,
+# sigma 1) 4 bundles keep a 32-slot pool full but left a 128-slot pool 18% idle, and 16 keep it full
+# (bench/concurrency.py). More bundles are not free: every stage runs that many DoFn instances (a small run took
+# 34 s with 16 bundles against 15 s with 4), so they follow the pool's size.
+_SLOTS_PER_BUNDLE = 8
+_DIRECT_BUNDLES = (4, 16)
 
 
 def add_concurrency_flags(group: argparse._ArgumentGroup) -> None:
@@ -104,17 +109,24 @@ def add_concurrency_flags(group: argparse._ArgumentGroup) -> None:
     )
 
 
-def direct_runner_args(beam_args: Sequence[str]) -> list[str]:
+def direct_bundles(max_concurrent_requests: int) -> int:
+    """Bundles at once on the DirectRunner for a pool of ``max_concurrent_requests`` slots (see _SLOTS_PER_BUNDLE)."""
+    low, high = _DIRECT_BUNDLES
+    return min(high, max(low, math.ceil(max_concurrent_requests / _SLOTS_PER_BUNDLE)))
+
+
+def direct_runner_args(beam_args: Sequence[str], max_concurrent_requests: int = 32) -> list[str]:
     """``beam_args`` plus several bundles at once on the DirectRunner, unless the user chose a runner or workers.
 
-    The call pool of a process serves every bundle running there; with enough bundles, the ones waiting for the
-    slowest call of their batch never leave the pool without queued calls.
+    The call pool of a process serves every bundle running there; with enough bundles for its size
+    (:func:`direct_bundles`), the ones waiting for the slowest call of their batch never leave it without queued calls.
     """
     args = list(beam_args)
     given = {a.split("=")[0] for a in args if a.startswith("--")}
     if given & {"--runner", "--direct_num_workers", "--direct_running_mode"}:
         return args
-    return [*args, "--direct_running_mode=multi_threading", f"--direct_num_workers={_DIRECT_BUNDLES}"]
+    bundles = direct_bundles(max_concurrent_requests)
+    return [*args, "--direct_running_mode=multi_threading", f"--direct_num_workers={bundles}"]
 
 
 class CallFailed(Exception):
