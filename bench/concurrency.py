@@ -20,8 +20,8 @@ calls; ``--sequential-calls N`` adds a run one call at a time. Each run prints, 
     .venv/bin/python bench/concurrency.py [--latency 0.5] [--concurrency 32,128] [--latency-spread 0,1] [--rounds 40]
 
 The last line is the smallest steady or in-flight ratio of all the runs (goal: at least 0.9). Each has a small
-start-up bias (the steady count gains about half an answer per slot when latencies spread, and loses about half of
-one when they are fixed), so the smaller of the two is the one counted.
+start-up bias (a renewal count started at 0: the steady count gains about a third of an answer per slot at sigma 1
+and loses about half of one when latencies are fixed), so the smaller of the two is the one counted.
 """
 
 from __future__ import annotations
