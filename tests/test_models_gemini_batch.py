@@ -204,6 +204,8 @@ def test_job_created_but_never_recorded_is_adopted_by_resume(adc, tmp_path, monk
     orphan = _died_run(adc, tmp_path, monkeypatch)
     while orphan.state != state:
         adc._advance(orphan)  # PENDING as created; SUCCEEDED after its polls, results written
+    if orphan.ended:
+        orphan.ended -= 3600  # it ended an hour before this run found it
     capsys.readouterr()
     assert generate.run([*_argv(adc, tmp_path), "--resume"]) == 0
     out, _ = capsys.readouterr()
@@ -217,6 +219,8 @@ def test_job_created_but_never_recorded_is_adopted_by_resume(adc, tmp_path, monk
     (record,) = [r for r in read_job_records(str(tmp_path / "out")) if r["name"] == orphan.name]
     assert record["state"] == "JOB_STATE_SUCCEEDED" and record["answered"] == record["requests"]
     assert abs(record["submitted"] - orphan.created) < 1.0, "submitted is the job's create_time"
+    if orphan.ended:  # ended before the run found it: the job's end_time, not when the run saw it
+        assert abs(record["ended"] - orphan.ended) < 1.0
     assert "adopted 1" in out
 
 

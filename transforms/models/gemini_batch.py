@@ -32,6 +32,7 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInf
 from transforms import metrics
 from transforms.config import ConfigError
 from transforms.elements import STAGE_GENERATE, Completion, PromptRequest
+from transforms.models import gemini_batch_jobs as jobs
 from transforms.models.gemini import GeminiHandler
 from transforms.models.gemini_batch_io import (
     batch_digest,
@@ -45,7 +46,6 @@ from transforms.models.gemini_batch_io import (
     request_line,
     save_record,
 )
-from transforms.models.gemini_batch_jobs import adoptable_job, created_at, display_name, file_sha256, lines_sha256
 from transforms.models.remote import is_retryable_status, is_transport_error
 
 __all__ = [
@@ -206,17 +206,17 @@ class GeminiBatchHandler(GeminiHandler):
             return record
         folder = FileSystems.join(self._batch.staging, digest)
         source, dest = FileSystems.join(folder, "input.jsonl"), FileSystems.join(folder, "output")
-        job = adoptable_job(
+        job = jobs.adoptable_job(
             client,
             self._retrying,
             digest,
             self._settings.model,
             source,
             dest,
-            lambda: file_sha256(source) == lines_sha256(self._lines(requests)),
+            lambda: jobs.file_sha256(source) == jobs.lines_sha256(self._lines(requests)),
         )
         if job is not None:
-            record = new_record(digest, job, requests, source, dest, created_at(job) or time.time())
+            record = new_record(digest, job, requests, source, dest, jobs.created_at(job) or time.time())
             if record["state"] in ENDED:
                 _ended(record, job)
             save_record(self._batch.journal, record)
@@ -249,7 +249,7 @@ class GeminiBatchHandler(GeminiHandler):
             model=self._settings.model,
             src=types.BatchJobSource(format="jsonl", gcs_uri=[source]),
             config=types.CreateBatchJobConfig(
-                display_name=display_name(digest), dest=types.BatchJobDestination(format="jsonl", gcs_uri=dest)
+                display_name=jobs.display_name(digest), dest=types.BatchJobDestination(format="jsonl", gcs_uri=dest)
             ),
         )
 
@@ -345,7 +345,7 @@ class _Submit(beam.DoFn):
 
 
 def _ended(record: dict, job) -> None:
-    record["ended"] = time.time()
+    record["ended"] = jobs.timestamp(getattr(job, "end_time", None)) or time.time()  # the service's, else when seen
     record["error"] = job.error.message if job.error is not None else None
     # The folder this job wrote (Vertex AI creates one per job under dest): results are read from it alone, so
     # a job that shared the batch's dest (one of another run, not adopted) never mixes its lines in.

@@ -16,6 +16,7 @@ __all__ = [
     "name_filter",
     "job_state",
     "created_at",
+    "timestamp",
     "newest",
     "why_not_adopted",
     "lines_sha256",
@@ -42,14 +43,18 @@ def job_state(job) -> str:
     return str(getattr(job.state, "value", job.state))
 
 
+def timestamp(value) -> float | None:
+    """A time the service gave (a datetime; naive means UTC) as epoch seconds, None when it gave none."""
+    if not isinstance(value, datetime.datetime):
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=datetime.timezone.utc)
+    return value.timestamp()
+
+
 def created_at(job) -> float | None:
     """The job's create_time as epoch seconds, None when the service gave none."""
-    created = getattr(job, "create_time", None)
-    if not isinstance(created, datetime.datetime):
-        return None
-    if created.tzinfo is None:
-        created = created.replace(tzinfo=datetime.timezone.utc)
-    return created.timestamp()
+    return timestamp(getattr(job, "create_time", None))
 
 
 def newest(jobs: Iterable, name: str):

@@ -53,6 +53,7 @@ class Job:
     display_name: str
     state: str = "JOB_STATE_PENDING"
     created: float = 0.0
+    ended: float = 0.0  # time.time() when it ended (0 while it runs)
     gets: int = 0
     lines: int = 0
     error: dict | None = None
@@ -69,6 +70,8 @@ class Job:
         }
         if self.error:
             body["error"] = self.error
+        if self.ended:
+            body["endTime"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.ended))
         if self.state == "JOB_STATE_SUCCEEDED":
             body["outputInfo"] = {"gcsOutputDirectory": os.path.join(self.dest, f"prediction-model-{self.number}")}
         return body
@@ -156,9 +159,11 @@ class BatchStandIn(LocalServer):
         if job.number in self.fail_jobs:
             job.state = "JOB_STATE_FAILED"
             job.error = {"code": 13, "message": "Internal error (stand-in): the batch job failed."}
+            job.ended = time.time()
             return
         self._write_results(job)
         job.state = "JOB_STATE_SUCCEEDED"
+        job.ended = time.time()
 
     def _write_results(self, job: Job) -> None:
         folder = os.path.join(job.dest, f"prediction-model-{job.number}")
