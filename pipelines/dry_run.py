@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import inspect
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -121,23 +120,14 @@ class StageEstimate:
 def plan_counts(config) -> dict:
     """Per category: ``(brainstorm rounds, tasks kept, examples per task)`` or, symmetric, ``(0, 0, examples)``.
 
-    Uses the run's size plan (``transforms.mix.size_plan``, --mix) where there is one, else the size flags.
+    From the run's size plan (``transforms.mix.size_plan``: --mix, or the size flags).
     """
-    try:
-        from transforms.mix import size_plan
-    except ImportError:
-        size_plan = None
-    if size_plan is not None:
-        plan = size_plan(config)
-        rounds, tasks, per_task = dict(plan.rounds), dict(plan.tasks), dict(plan.examples_per_task)
-        symmetric = dict(plan.symmetric)
-    else:
-        rounds = {c: config.brainstorm_rounds for c in config.brainstorm_categories}
-        tasks = {c: config.tasks_per_category for c in config.brainstorm_categories}
-        per_task = {c: config.examples_per_task for c in config.brainstorm_categories}
-        symmetric = {c: config.examples_per_symmetric_type for c in config.symmetric_categories}
+    from transforms.mix import size_plan
+
+    plan = size_plan(config)
+    rounds, tasks, per_task = dict(plan.rounds), dict(plan.tasks), dict(plan.examples_per_task)
     counts = {c: (rounds[c], tasks[c], per_task[c]) for c in config.brainstorm_categories}
-    counts.update({c: (0, 0, symmetric[c]) for c in config.symmetric_categories})
+    counts.update({c: (0, 0, n) for c, n in plan.symmetric})
     return {c: counts[c] for c in config.categories}
 
 
@@ -166,37 +156,17 @@ def _elements(config, counts: dict):
 
 
 def _renderer(config) -> Callable:
-    """The job's own render(), with the run's template choice and token budgets where render() takes them."""
+    """The job's own render(), with the run's template choice and token budgets."""
     from transforms.render import render
 
-    params = inspect.signature(render).parameters
-    kwargs = {}
-    if "choice" in params:  # --template (transforms/templates.py)
-        kwargs["choice"] = getattr(config, "templates", None)
-    if "budget" in params:  # per-request token budgets (transforms/budget.py)
-        kwargs["budget"] = getattr(config, "budget", None)
-    return functools.partial(render, run_seed=config.seed, **kwargs)
-
-
-def length_model():
-    """transforms.budget's (token_budget_for, BudgetSpec), or None on a build without per-request budgets."""
-    try:
-        from transforms.budget import BudgetSpec, token_budget_for
-    except ImportError:
-        return None
-    return token_budget_for, BudgetSpec
+    return functools.partial(render, run_seed=config.seed, choice=config.templates, budget=config.budget)
 
 
 def _expected_tokens(request, cap: int) -> int:
-    """Completion tokens the prompt asks for, without the budget's margin; the cap where there is no estimate."""
-    model = length_model()
-    if model is None:
-        return cap
-    token_budget_for, spec = model
-    try:
-        return token_budget_for(request.element, spec(margin=1.0, floor=0)) or cap
-    except TypeError:  # another signature: no estimate
-        return cap
+    """Completion tokens the prompt asks for, without the budget's margin (transforms/budget.py); 0 gives the cap."""
+    from transforms.budget import BudgetSpec, token_budget_for
+
+    return token_budget_for(request.element, BudgetSpec(margin=1.0, floor=0)) or cap
 
 
 def estimate(config, count_tokens: Callable[[str], int], batch_generation: bool = False) -> list[StageEstimate]:

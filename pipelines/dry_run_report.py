@@ -50,11 +50,7 @@ def format_report(
         f"{_tokens(total.output_cap):>14}{_tokens(total.output_expected):>14}"
     )
     lines += [line + (f"{dry_run.cost(rows, settings):>12.4f}" if priced else ""), ""]
-    expected = (
-        "what its prompt asks for (lengths and fields, without the budget's margin)"
-        if dry_run.length_model() is not None
-        else "no length estimate in this build (no per-request budgets), shown as the cap"
-    )
+    expected = "what its prompt asks for (lengths and fields, without the budget's margin)"
     lines.append(
         f"output cap: each request's completion-token budget (at most --max-tokens); expected: {expected}. "
         "Gemini thinking tokens count against the cap."
