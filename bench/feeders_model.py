@@ -21,7 +21,13 @@ import argparse
 import collections
 import heapq
 import math
+import os
 import random
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from transforms.models.remote import direct_bundles  # noqa: E402
 
 
 def utilisation(slots: int, feeders: int, batch: int, calls: int, sigma: float, seed: int = 1) -> float:
@@ -87,8 +93,8 @@ def main(argv=None) -> int:
         ]
         print(f"{slots:>4} slots: " + ", ".join(row))
     slots = max(args.slots)
-    default_feeders = min(16, max(4, math.ceil(slots / 8)))
-    print(f"{utilisation(slots, default_feeders, args.batch_multiple * slots, slots * args.rounds, args.sigma):.3f}")
+    bundles = direct_bundles(slots)  # what the DirectRunner gets for a pool of this size
+    print(f"{utilisation(slots, bundles, args.batch_multiple * slots, slots * args.rounds, args.sigma):.3f}")
     return 0
 
 

@@ -51,6 +51,7 @@ class RunReport:
 def from_metrics(pipeline_result, config, wall_seconds: float) -> RunReport:
     """Read the run's counters (committed values where the runner reports them)."""
     counters = metrics.read(pipeline_result)
+    plan = size_plan(config)
     families = {
         metrics.REQUESTED: {},
         metrics.WRITTEN: {},
@@ -84,7 +85,7 @@ def from_metrics(pipeline_result, config, wall_seconds: float) -> RunReport:
         skipped=families[metrics.SKIPPED],
         dead=families[metrics.DEAD_LETTER],
         rows_by_language=families[metrics.ROWS_BY_LANGUAGE],
-        brainstorm_calls=sum(n for _, n in size_plan(config).rounds),
+        brainstorm_calls=sum(n for _, n in plan.rounds),
         tasks_returned=counters[metrics.BRAINSTORM_TASKS_RETURNED],
         parse_retries=counters[metrics.PARSE_RETRIES],
         tokens={
@@ -99,8 +100,8 @@ def from_metrics(pipeline_result, config, wall_seconds: float) -> RunReport:
         output=config.output,
         batch_jobs=_batch_jobs(config, counters),
         replies_at_cap=counters[metrics.REPLIES_AT_CAP],
-        target_shares=dict(size_plan(config).target),
-        target_total=size_plan(config).total,
+        target_shares=dict(plan.target),
+        target_total=plan.total,
     )
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 import math
 from collections.abc import Mapping
 
@@ -21,8 +20,6 @@ __all__ = [
     "SIZE_DEFAULTS",
     "TASKS_PER_BRAINSTORM_CALL",
 ]
-
-_LOGGER = logging.getLogger(__name__)
 
 MIXES = ("none", "paper")
 # Rows per category of the paper's ~500k (Fig. 2, thousands): short-long, long-short, STS, bitext, long-long,
@@ -123,13 +120,7 @@ def plan_sizes(args: argparse.Namespace, categories: tuple) -> SizePlan:
         if args.examples is not None:
             raise ConfigError("--examples needs --mix paper (without a mix, size the run with --tasks-per-category "
                               "and --examples-per-task)")  # fmt: skip
-        sizes = {**SIZE_DEFAULTS, **explicit}
-        return SizePlan(
-            rounds=tuple((c, sizes["brainstorm_rounds"]) for c in brainstormed),
-            tasks=tuple((c, sizes["tasks_per_category"]) for c in brainstormed),
-            examples_per_task=tuple((c, sizes["examples_per_task"]) for c in brainstormed),
-            symmetric=tuple((c, sizes["examples_per_symmetric_type"]) for c in symmetric),
-        )
+        return _uniform(brainstormed, symmetric, {**SIZE_DEFAULTS, **explicit})
     if args.examples is None:
         raise ConfigError("--mix paper needs --examples N, the total number of examples to split over categories")
     unknown = [c for c in categories if c not in PAPER_MIX]
@@ -171,9 +162,15 @@ def size_plan(config) -> SizePlan:
     plan = getattr(config, "plan", None)
     if plan is not None:
         return plan
+    sizes = {name: getattr(config, name) for name in SIZE_DEFAULTS}
+    return _uniform(config.brainstorm_categories, config.symmetric_categories, sizes)
+
+
+def _uniform(brainstormed, symmetric, sizes: Mapping[str, int]) -> SizePlan:
+    """The same sizes (SIZE_DEFAULTS' names) for every category."""
     return SizePlan(
-        rounds=tuple((c, config.brainstorm_rounds) for c in config.brainstorm_categories),
-        tasks=tuple((c, config.tasks_per_category) for c in config.brainstorm_categories),
-        examples_per_task=tuple((c, config.examples_per_task) for c in config.brainstorm_categories),
-        symmetric=tuple((c, config.examples_per_symmetric_type) for c in config.symmetric_categories),
+        rounds=tuple((c, sizes["brainstorm_rounds"]) for c in brainstormed),
+        tasks=tuple((c, sizes["tasks_per_category"]) for c in brainstormed),
+        examples_per_task=tuple((c, sizes["examples_per_task"]) for c in brainstormed),
+        symmetric=tuple((c, sizes["examples_per_symmetric_type"]) for c in symmetric),
     )

@@ -215,10 +215,10 @@ def _parse(request: PromptRequest, completion: Completion) -> Any:
         value = extract_json(completion.text, completion.finish_reason)
     except ParseFailure as failure:
         # A brainstorm list cut off by its token cap still holds the tasks written before the cut.
-        salvaged = salvage_array(completion.text) if request.element.stage == STAGE_BRAINSTORM else []
-        if failure.reason != "truncated_json" or not salvaged:
+        cut_list = failure.reason == "truncated_json" and request.element.stage == STAGE_BRAINSTORM
+        value = salvage_array(completion.text) if cut_list else []
+        if not value:
             raise
-        value = salvaged
     return validate(request, value)
 
 
